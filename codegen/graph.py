@@ -1,0 +1,265 @@
+"""Graph facts Metaflow derives from a flow, and the lint rules it applies to them.
+
+``analyze`` mirrors ``metaflow/graph.py`` (in_funcs, split parents, matching joins)
+and ``metaflow/lint.py`` (the validity checks), so a flow is accepted here exactly
+when ``python flow.py run`` accepts it. Every error points at the offending step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from . import model as m
+from .errors import CodegenError
+
+RESERVED = frozenset({"name", "next", "input", "index", "cmd"})
+
+
+@dataclass(frozen=True)
+class Node:
+    """A step with the structural facts Metaflow computes for it."""
+
+    step: m.Step
+    in_funcs: tuple[str, ...]
+    split_parents: tuple[str, ...]
+    split_branches: tuple[str, ...]
+    matching_join: str | None
+    is_inside_foreach: bool
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def kind(self) -> str:
+        return self.step.kind
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The analysed flow graph; ``order`` is a topological order of the steps."""
+
+    flow: m.Flow
+    nodes: dict[str, Node]
+    order: tuple[str, ...]
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def successors(self, name: str) -> tuple[str, ...]:
+        """Out edges without a switch's edge back to itself."""
+        return tuple(n for n in self.nodes[name].step.next if n != name)
+
+    def is_loop(self, name: str) -> bool:
+        return name in self.nodes[name].step.next
+
+
+def analyze(flow: m.Flow) -> Graph:
+    """Validate ``flow`` like Metaflow's linter and compute its graph facts."""
+    steps = {s.name: s for s in flow.steps}
+    _check_fundamentals(flow, steps)
+    _check_transitions(flow, steps)
+    facts = _traverse(flow, steps)
+    nodes = {}
+    for name, step in steps.items():
+        in_funcs, parents, branches, join = facts.get(name, ((), (), (), None))
+        foreaches = [p for p in parents if steps[p].kind == m.FOREACH]
+        inside = any(facts[p][3] != name for p in foreaches)
+        nodes[name] = Node(step, in_funcs, parents, branches, join, inside)
+    graph = Graph(flow, nodes, _topological(flow, steps))
+    _check_structure(graph)
+    return graph
+
+
+def _fail(step: m.Step, message: str, hint: str, at_next: bool = False):
+    raise CodegenError(step.next_pos if at_next and step.next_pos else step.pos, message, hint)
+
+
+def _check_fundamentals(flow: m.Flow, steps: dict[str, m.Step]) -> None:
+    for step in flow.steps:
+        if step.name in RESERVED:
+            _fail(step, f"step name {step.name!r} is reserved by Metaflow", "rename the step")
+        if re.search("[^a-z0-9_]", step.name) or step.name.startswith("_"):
+            _fail(
+                step,
+                f"step name {step.name!r} is invalid",
+                "use lowercase ascii letters, digits and underscores",
+            )
+        if step.num_args > 2:
+            _fail(step, f"step {step.name} takes too many arguments", "normal steps take only self; joins take self and inputs")
+        if step.num_args == 0:
+            _fail(step, f"step {step.name} is missing the 'self' argument", "write def step(self)")
+        if step.num_args == 2 and step.kind != m.JOIN and step.kind != m.END:
+            _fail(
+                step,
+                f"step {step.name} is both a join (it takes inputs) and a split",
+                "add a separate step so that the split and the join are different steps",
+            )
+
+
+def _check_transitions(flow: m.Flow, steps: dict[str, m.Step]) -> None:
+    end = steps[flow.end]
+    if end.next:
+        _fail(end, f"the end step {end.name} must not call self.next()", "remove the self.next() call", True)
+    if end.num_args > 1:
+        _fail(end, f"the end step {end.name} must not be a join", "add a join step before it")
+    for step in flow.steps:
+        if step.name != flow.end and not step.next:
+            _fail(
+                step,
+                f"step {step.name} does not end with a self.next() transition",
+                "make self.next(self.<step>) the last statement of the step",
+            )
+        for target in step.next:
+            if target not in steps:
+                close = difflib.get_close_matches(target, sorted(steps), n=1)
+                hint = f"did you mean self.{close[0]}?" if close else "known steps: " + ", ".join(sorted(steps))
+                _fail(step, f"step {step.name} transitions to unknown step {target!r}", hint, True)
+        if step.kind == m.SWITCH and len(step.next) < 2:
+            _fail(step, f"switch step {step.name} defines {len(step.next)} case(s)", "a switch needs at least 2 cases", True)
+        if step.kind == m.SWITCH and len(set(step.next)) != len(step.next):
+            _fail(step, f"switch step {step.name} names the same step for two cases", "give each case its own step", True)
+    start = steps[flow.start]
+    for step in flow.steps:
+        if flow.start in step.next:
+            _fail(step, f"step {step.name} transitions to the start step {start.name}", "the start step cannot have incoming transitions", True)
+    _check_acyclic(flow, steps)
+
+
+def _check_acyclic(flow: m.Flow, steps: dict[str, m.Step]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        step = steps[name]
+        for nxt in step.next:
+            if nxt == name and step.kind == m.SWITCH:
+                continue
+            if state.get(nxt) == 1:
+                loop = "->".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{name}->{nxt}"
+                _fail(
+                    step,
+                    f"there is a loop in the flow: {loop}",
+                    "only a switch may loop, and only back to itself "
+                    "(self.next({'again': self.<this step>, ...}, condition=...))",
+                    True,
+                )
+            if state.get(nxt) is None:
+                visit(nxt, path + [nxt])
+        state[name] = 2
+
+    for name in sorted(steps):
+        if name not in state:
+            visit(name, [name])
+
+
+def _traverse(flow, steps):
+    """in_funcs, split_parents, split_branches, matching_join as Metaflow computes them."""
+    in_funcs: dict[str, set[str]] = {n: set() for n in steps}
+    parents: dict[str, tuple] = {}
+    branches: dict[str, tuple] = {}
+    joins: dict[str, str] = {}
+
+    def visit(name, seen, split_parents, split_branches):
+        step = steps[name]
+        add_branch = False
+        if step.kind in (m.SPLIT, m.FOREACH):
+            parents[name], branches[name] = split_parents, split_branches
+            add_branch = True
+            split_parents = split_parents + (name,)
+        elif step.kind == m.JOIN and split_parents:
+            joins[split_parents[-1]] = name
+            parents[name], branches[name] = split_parents, split_branches[:-1]
+            split_parents, split_branches = split_parents[:-1], split_branches[:-1]
+        else:
+            parents[name], branches[name] = split_parents, split_branches
+        for nxt in step.next:
+            if nxt not in seen and nxt in steps:
+                in_funcs[nxt].add(name)
+                visit(nxt, seen + (nxt,), split_parents, split_branches + ((nxt,) if add_branch else ()))
+
+    visit(flow.start, (), (), ())
+    reached = set(parents)
+    for step in flow.steps:
+        if step.name not in reached:
+            _fail(
+                step,
+                f"step {step.name} is unreachable from the start step {flow.start}",
+                f"add self.next(self.{step.name}) in another step or remove it",
+            )
+    return {
+        n: (tuple(sorted(in_funcs[n])), parents[n], branches[n], joins.get(n))
+        for n in steps
+    }
+
+
+def _topological(flow, steps) -> tuple[str, ...]:
+    """Steps in a topological order (self-loops ignored), ties broken by source line."""
+    indegree = {n: 0 for n in steps}
+    for step in flow.steps:
+        for nxt in set(step.next) - {step.name}:
+            indegree[nxt] += 1
+    line = {s.name: (s.pos.file, s.pos.line) for s in flow.steps}
+    ready = sorted((n for n, d in indegree.items() if d == 0), key=line.get)
+    order = []
+    while ready:
+        name = ready.pop(0)
+        order.append(name)
+        for nxt in sorted(set(steps[name].next) - {name}):
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+        ready.sort(key=line.get)
+    return tuple(order)
+
+
+def _check_structure(graph: Graph) -> None:
+    """Split/join balance, empty foreaches and switches into joins (lint.py)."""
+    flow = graph.flow
+    for node in graph.nodes.values():
+        step = node.step
+        if step.kind == m.FOREACH and any(graph[n].kind == m.JOIN for n in step.next):
+            _fail(step, f"foreach {step.name} goes straight into a join", "add at least one step between the foreach and its join", True)
+        if step.kind == m.JOIN:
+            switches = [p for p in node.in_funcs if graph[p].kind == m.SWITCH]
+            if switches:
+                _fail(
+                    graph[switches[0]].step,
+                    f"switch {switches[0]} leads straight into the join {step.name}",
+                    "add an unconditional step on that path before the join",
+                    True,
+                )
+
+    def walk(name: str, stack: tuple[tuple[str, ...], ...]) -> None:
+        node = graph[name]
+        step = node.step
+        if step.kind in (m.SPLIT, m.FOREACH):
+            stack = stack + (step.next,)
+        elif step.kind == m.END and stack:
+            _fail(step, f"the end step is reached before the split(s) {', '.join(stack[-1])} were joined", f"add a join step before {step.name}")
+        elif step.kind == m.JOIN:
+            if not stack:
+                _fail(step, f"step {step.name} takes inputs but no split precedes it", "make sure every join has a matching split")
+            roots = stack[-1]
+            stack = stack[:-1]
+            resolved = {graph[n].split_branches[-1] for n in node.in_funcs if graph[n].split_branches}
+            if resolved != set(roots):
+                _fail(
+                    step,
+                    f"join {step.name} expects {len(roots)} incoming paths from the split "
+                    f"into {', '.join(roots)} but gets {', '.join(sorted(resolved)) or 'none'}",
+                    "every branch of a split must reach its join",
+                )
+
+            def lineage(n: str) -> tuple[str, ...]:
+                p = graph[n].split_parents
+                return p[:-1] if graph[n].kind == m.JOIN else p
+
+            if len({lineage(n) for n in node.in_funcs}) > 1:
+                _fail(step, f"join {step.name} joins steps from unrelated splits", "make sure every split has its own join")
+        for nxt in graph.successors(name):
+            walk(nxt, stack)
+
+    walk(flow.start, ())

@@ -1,0 +1,112 @@
+"""The typed model of a flow: what the parser found, before any planning.
+
+Kinds use Metaflow's own node type names (see ``metaflow/graph.py``) so the model
+can be checked against Metaflow's ``FlowGraph`` one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Pos
+
+START, LINEAR, SPLIT, FOREACH, SWITCH, JOIN, END = (
+    "start",
+    "linear",
+    "split",
+    "foreach",
+    "split-switch",
+    "join",
+    "end",
+)
+
+
+@dataclass(frozen=True)
+class Decorator:
+    """A decorator as written: its name, where it came from, its literal arguments."""
+
+    name: str
+    # "metaflow" for Metaflow's own decorators, else the module it was imported from.
+    origin: str
+    kwargs: tuple[tuple[str, Any], ...]
+    pos: Pos
+
+    def arg(self, key: str, default: Any = None) -> Any:
+        return dict(self.kwargs).get(key, default)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A Metaflow ``Parameter`` declared on the flow (or a base class)."""
+
+    attr: str
+    name: str
+    # one of: str, int, float, bool, json
+    type: str
+    default: Any
+    has_default: bool
+    required: bool
+    help: str
+    pos: Pos
+
+    @property
+    def field(self) -> str:
+        """The Python identifier of this parameter in the generated input dataclass."""
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A Metaflow ``Config`` declared on the flow."""
+
+    attr: str
+    name: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ``@step`` method and its transition."""
+
+    name: str
+    kind: str
+    next: tuple[str, ...]
+    num_args: int
+    decorators: tuple[Decorator, ...]
+    doc: str
+    pos: Pos
+    next_pos: Pos | None
+    foreach_var: str | None = None
+    condition: str | None = None
+    switch_cases: tuple[tuple[str, str], ...] = ()
+    # set by @step(start=True) / @step(end=True)
+    is_start: bool = False
+    is_end: bool = False
+
+    def decorator(self, name: str) -> Decorator | None:
+        return next((d for d in self.decorators if d.name == name), None)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A FlowSpec subclass with everything inherited from its local base classes."""
+
+    name: str
+    # The flow file as the user named it, and its bytes' sha256.
+    file: str
+    sha256: str
+    pos: Pos
+    doc: str
+    parameters: tuple[Parameter, ...]
+    configs: tuple[Config, ...]
+    decorators: tuple[Decorator, ...]
+    steps: tuple[Step, ...]
+    start: str
+    end: str
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+    def decorator(self, name: str) -> Decorator | None:
+        return next((d for d in self.decorators if d.name == name), None)

@@ -1,0 +1,173 @@
+"""Render a plan into Python source with the jinja2 templates in ``templates/``."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from . import model as m
+from .parse import SourceExpr
+from .plan import Plan, chunk_class, const, var
+
+PY_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "json": "Any"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a module is generated (everything that reaches the header)."""
+
+    # flow file relative to the output directory, with forward slashes
+    source: str
+    # the exact command that regenerates the output
+    command: str
+    # dotted package of the output directory ("" when unknown)
+    package: str
+    top_level: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    max_workers: int = 16
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    folder = resources.files("mf_temporal_codegen.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = _py
+    env.filters["var"] = var
+    env.filters["pydoc"] = _pydoc
+    return env
+
+
+
+def _py(value: Any) -> str:
+    """A Python literal for ``value`` with a stable, sorted form."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{_py(k)}: {_py(v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+        return "{" + items + "}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_py(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_py(v) for v in value) + "]"
+    return repr(value)
+
+
+def _pydoc(text: str) -> str:
+    """Text safe inside a triple-quoted docstring."""
+    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _step_options(step: m.Step) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = []
+    if step.kind == m.FOREACH:
+        options.append(("foreach", True))
+    if step.kind == m.SWITCH:
+        options.append(("switch", True))
+    retry = step.decorator("retry")
+    if retry is not None and retry.origin == "metaflow":
+        options.append(("retries", int(retry.arg("times", 3))))
+        options.append(("retry_delay_seconds", int(float(retry.arg("minutes_between_retries", 2)) * 60)))
+    timeout = step.decorator("timeout")
+    if timeout is not None and timeout.origin == "metaflow":
+        seconds = int(timeout.arg("seconds", 0)) + 60 * int(timeout.arg("minutes", 0)) + 3600 * int(timeout.arg("hours", 0))
+        options.append(("timeout_seconds", seconds))
+    environment = step.decorator("environment")
+    if environment is not None and environment.origin == "metaflow":
+        env = environment.arg("vars", {}) or {}
+        if not isinstance(env, dict) or any(isinstance(v, SourceExpr) for v in env.values()):
+            from .errors import CodegenError
+
+            raise CodegenError(
+                environment.pos,
+                "@environment(vars=...) must be a literal dict of literal values",
+                "the orchestrator sets these variables, so it must know them when "
+                "generating; config_expr values are not supported here yet",
+            )
+        options.append(("env", {str(k): str(v) for k, v in env.items()}))
+    return options
+
+
+def _sketch(plan: Plan) -> list[str]:
+    lines = []
+    for name in plan.graph.order:
+        step = plan.graph[name].step
+        if step.kind == m.SWITCH:
+            cases = ", ".join(f"{k!r}: {s}" for k, s in step.switch_cases)
+            lines.append(f"{name} -> switch on {step.condition}: {{{cases}}}")
+        elif step.kind == m.FOREACH:
+            lines.append(f"{name} -> foreach {step.foreach_var}: {step.next[0]}")
+        elif step.next:
+            lines.append(f"{name} -> {', '.join(step.next)}")
+        else:
+            lines.append(f"{name} (end)")
+    return lines
+
+
+def _param_view(p: m.Parameter) -> dict[str, Any]:
+    annotation = PY_TYPES[p.type]
+    required = p.required and not p.has_default
+    if not p.has_default and not p.required:
+        annotation += " | None"
+    doc = p.help or f"Metaflow parameter {p.name!r}."
+    if p.name != p.field:
+        doc += f" (--{p.name})"
+    return {"field": p.field, "annotation": annotation, "required": required, "default": p.default, "doc": doc}
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def module_names(flow: m.Flow) -> tuple[str, str]:
+    """Base names (no .py) of the workflow and worker modules of ``flow``."""
+    base = snake(flow.name)
+    return f"{base}_workflow", f"{base}_worker"
+
+
+def render(plan: Plan, target: Target) -> dict[str, str]:
+    """File name -> unformatted source, for the modules of one flow."""
+    flow = plan.flow
+    workflow_module, worker_module = module_names(flow)
+    params = [_param_view(p) for p in flow.parameters]
+    params.sort(key=lambda p: (not p["required"], p["field"]))
+    specs = [
+        {"const": const(name), "name": name, "options": _step_options(plan.graph[name].step)}
+        for name in plan.graph.order
+    ]
+    context = {
+        "version": __version__,
+        "source": target.source,
+        "source_name": target.source.rsplit("/", 1)[-1],
+        "command": target.command,
+        "package": target.package,
+        "flow": flow,
+        "plan": plan,
+        "plan_flow_name": flow.name,
+        "params": params,
+        "uses_any": any(p["annotation"].startswith("Any") for p in params),
+        "specs": specs,
+        "sketch": _sketch(plan),
+        "top_level": target.top_level,
+        "tags": target.tags,
+        "task_queue": f"metaflow-{flow.name}",
+        "max_workers": target.max_workers,
+        "chunk_class": lambda method: chunk_class(flow, method),
+        "workflow_module": workflow_module,
+        "worker_module": worker_module,
+    }
+    return {
+        f"{workflow_module}.py": _env().get_template("workflow.py.j2").render(context),
+        f"{worker_module}.py": _env().get_template("worker.py.j2").render(context),
+    }

@@ -1,0 +1,415 @@
+"""The fork server process: import Metaflow once, then fork one child per task.
+
+Started by :class:`~mf_temporal_codegen.runtime.forkserver.ForkServerLauncher` as
+``python -m mf_temporal_codegen.runtime.forkserver_child DIR [FLOW_FILE]`` with the
+environment and cwd of the first task it serves. It imports :data:`PRELOAD` while
+recording what that import observed of the process (environment variables read or
+written, whether the cwd was read), prints that record as one JSON line on stdout,
+then serves requests on the Unix socket ``DIR/sock``; the launcher only sends it tasks
+whose environment agrees on everything recorded, so a child sees the same module-level
+configuration (``metaflow_config`` reads ~150 ``METAFLOW_*`` variables and the cwd's
+``.metaflow/config.json`` at import) as a fresh interpreter would.
+
+One connection is one task: the request is a JSON line ``{"argv", "env", "cwd"}`` sent
+with the write ends of the task's stdout/stderr pipes (SCM_RIGHTS). The child starts a
+new session, reports ``{"pid"}`` itself (so the worker can ``killpg`` it at once), and
+runs the flow file as ``__main__``; the server reaps it and reports ``{"status"}`` (a
+raw wait status). The server is single-threaded and exits when its stdin (a pipe from
+the worker) closes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Modules a fresh interpreter also has before it puts the flow's dir on sys.path.
+STARTUP_MODULES = frozenset(sys.modules)
+
+import ast  # noqa: E402
+import atexit  # noqa: E402
+import builtins  # noqa: E402
+import importlib  # noqa: E402
+import importlib.machinery  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import selectors  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import site  # noqa: E402
+import socket  # noqa: E402
+import sysconfig  # noqa: E402
+import threading  # noqa: E402
+import traceback  # noqa: E402
+import types  # noqa: E402
+
+# What a `step` or `init` command imports beyond `import metaflow` (measured).
+PRELOAD = (
+    "metaflow",
+    "metaflow.cli",
+    "metaflow.cli_components.init_cmd",
+    "metaflow.cli_components.step_cmd",
+    "metaflow.task",
+    "metaflow.runtime",
+    "metaflow.procpoll",
+)
+REQUEST_LIMIT = 1 << 22
+
+
+class Probe:
+    """Records what imports observe of the environment and the cwd."""
+
+    def __init__(self):
+        self.reads: dict[str, str | None] = {}
+        self.writes: list[tuple[str, str | None]] = []
+        self.iterated = False
+        self.cwd_read = False
+
+    def __enter__(self):
+        probe, environ_cls = self, type(os.environ)
+        self._saved = environ_cls, os.getcwd, os.getcwdb
+
+        class Recording(environ_cls):
+            def __getitem__(self, key):
+                try:
+                    value = super().__getitem__(key)
+                except KeyError:
+                    value = None
+                    raise
+                finally:
+                    if all(key != k for k, _ in probe.writes):
+                        probe.reads.setdefault(key, value)
+                return value
+
+            def __setitem__(self, key, value):
+                probe.writes.append((key, value))
+                super().__setitem__(key, value)
+
+            def __delitem__(self, key):
+                probe.writes.append((key, None))
+                super().__delitem__(key)
+
+            def __iter__(self):
+                probe.iterated = True
+                return super().__iter__()
+
+            def __len__(self):
+                probe.iterated = True
+                return super().__len__()
+
+        def recorded(real):
+            def getcwd():
+                probe.cwd_read = True
+                return real()
+
+            return getcwd
+
+        os.environ.__class__ = Recording
+        os.getcwd, os.getcwdb = recorded(os.getcwd), recorded(os.getcwdb)
+        return self
+
+    def __exit__(self, *exc):
+        os.environ.__class__, os.getcwd, os.getcwdb = self._saved
+
+    def replay_writes(self) -> None:
+        """Apply the environment changes the imports made (on top of a task's env)."""
+        for key, value in self.writes:
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def flow_imports(flow_file: str) -> list[str]:
+    """Installed modules imported at the top level of ``flow_file`` (parsed, not run).
+
+    Modules living next to the flow (or anywhere but stdlib/site-packages) are left
+    out: they may change between tasks and a fresh interpreter would see the change.
+    """
+    with open(flow_file, "rb") as f:
+        tree = ast.parse(f.read(), flow_file)
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    roots = {*sysconfig.get_paths().values(), *site.getsitepackages()}
+    if site.ENABLE_USER_SITE:
+        roots.add(site.getusersitepackages())
+    roots = tuple(os.path.join(os.path.realpath(p), "") for p in roots)
+
+    def installed(name):
+        try:
+            spec = importlib.util.find_spec(name.partition(".")[0])
+        except (ImportError, ValueError):
+            return False
+        origin = spec and (spec.origin or "")
+        if origin in ("built-in", "frozen"):
+            return True
+        return bool(origin) and os.path.realpath(origin).startswith(roots)
+
+    return [n for n in dict.fromkeys(names) if not n.startswith("metaflow") and installed(n)]
+
+
+def thread_count() -> int:
+    """OS threads in this process (forking is only safe with exactly one)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("Threads:"))
+    except (OSError, StopIteration):
+        return threading.active_count()
+
+
+def thread_free_prefix(names: list[str]) -> list[str]:
+    """The leading ``names`` that import (in a throwaway fork) without starting threads."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ok = []
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                continue
+            if thread_count() > 1:
+                break
+            ok.append(name)
+        os.write(w, json.dumps(ok).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data or b"[]")
+
+
+def preload(flow_file: str | None) -> Probe:
+    """Import Metaflow (and optionally the flow's installed imports) under a probe."""
+    with Probe() as probe:
+        for name in PRELOAD:
+            importlib.import_module(name)
+        if flow_file:
+            sys.path.insert(0, os.path.dirname(os.path.realpath(flow_file)))
+            try:
+                for name in thread_free_prefix(flow_imports(flow_file)):
+                    importlib.import_module(name)
+            finally:
+                del sys.path[0]
+    if thread_count() != 1:
+        raise RuntimeError("preloading started threads; cannot fork safely")
+    return probe
+
+
+def shadowable(modules) -> list[str]:
+    """Top-level names a file next to the flow would have shadowed in a fresh run."""
+    tops = {name.partition(".")[0] for name in modules}
+    return sorted(
+        name
+        for name in tops - set(sys.builtin_module_names)
+        if importlib.machinery.FrozenImporter.find_spec(name) is None
+    )
+
+
+class Server:
+    """Accepts task requests, forks children, reports their pids and exit statuses."""
+
+    def __init__(self, listener: socket.socket, probe: Probe):
+        self.listener, self.probe = listener, probe
+        self.children: dict[int, socket.socket] = {}
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+
+    def serve(self) -> None:
+        """Loop until the worker (our stdin) goes away."""
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.listener, selectors.EVENT_READ, self.accept)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self.reap)
+        self.selector.register(0, selectors.EVENT_READ, self.check_worker)
+        self.running = True
+        while self.running:
+            for key, _ in self.selector.select():
+                key.data()
+        # Still-running children keep going, like orphaned subprocesses would.
+
+    def check_worker(self) -> None:
+        if not os.read(0, 4096):
+            self.running = False
+
+    def reap(self) -> None:
+        os.read(self.wake_r, 4096)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is not None:
+                send(conn, {"status": status})
+                conn.close()
+
+    def accept(self) -> None:
+        conn, _ = self.listener.accept()
+        fds: list[int] = []
+        try:
+            conn.settimeout(10)
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 2)
+            while not data.endswith(b"\n") and len(data) < REQUEST_LIMIT:
+                chunk = conn.recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("request truncated")
+                data += chunk
+            request = json.loads(data)
+            if len(fds) != 2:
+                raise ValueError("expected stdout and stderr pipes")
+            sys.stdout.flush(), sys.stderr.flush()
+            pid = os.fork()
+        except Exception as exc:
+            send(conn, {"error": repr(exc)})
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            return
+        if pid == 0:
+            try:
+                self.become_task(conn, fds, request)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(70)
+        self.children[pid] = conn
+        for fd in fds:
+            os.close(fd)
+
+    def become_task(self, conn: socket.socket, fds: list[int], request: dict) -> None:
+        """In the child: drop the server's state, become the task, never return."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        self.selector.close()
+        self.listener.close()
+        os.close(self.wake_r), os.close(self.wake_w)
+        for other in self.children.values():
+            other.close()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((devnull, 0), (fds[0], 1), (fds[1], 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        try:
+            os.chdir(request["cwd"])
+        except OSError as exc:
+            send(conn, {"errno": exc.errno, "error": exc.strerror})
+            os._exit(127)
+        send(conn, {"pid": os.getpid()})
+        conn.close()
+        os.environ.clear()
+        os.environ.update(request["env"])
+        self.probe.replay_writes()
+        run_main(request["argv"])
+
+
+def send(conn: socket.socket, message: dict) -> None:
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:
+        pass  # the worker stopped listening (e.g. it was cancelled)
+
+
+def run_main(argv: list[str]) -> None:
+    """Do what ``python argv[0] argv[1:]`` does after start-up, then ``os._exit``."""
+    path, python = argv[0], sys.executable
+    sys.argv = list(argv)
+    sys.orig_argv = [python, *argv]
+    file = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    if not sys.flags.safe_path:
+        sys.path.insert(0, os.path.dirname(os.path.realpath(file)))
+    importlib.invalidate_caches()
+    try:
+        with open(file, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        sys.stderr.write(
+            f"{python}: can't open file {file!r}: [Errno {exc.errno}] {exc.strerror}\n"
+        )
+        finish(2)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=file,
+        __cached__=None,
+        __builtins__=builtins,
+        __annotations__={},
+        __loader__=importlib.machinery.SourceFileLoader("__main__", file),
+    )
+    sys.modules["__main__"] = main
+    try:
+        exec(compile(source, file, "exec"), main.__dict__)
+    except SystemExit as exc:
+        finish(exit_code(exc))
+    except BaseException as exc:
+        # Like the interpreter: traceback without this frame, then exit 1 (or SIGINT).
+        sys.excepthook(type(exc), exc, exc.__traceback__.tb_next)
+        finish(1, signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
+    finish(0)
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The exit status the interpreter derives from an uncaught ``SystemExit``."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    try:
+        sys.stderr.write(f"{exc.code}\n")
+    except Exception:
+        pass
+    return 1
+
+
+def finish(code: int, by_signal: int | None = None) -> None:
+    """Interpreter shutdown as far as user code can see it, then ``os._exit``."""
+    try:
+        threading._shutdown()  # join non-daemon threads, like Py_FinalizeEx
+    except BaseException:
+        traceback.print_exc()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            code = 120 if code == 0 else code
+    if by_signal is not None:
+        signal.signal(by_signal, signal.SIG_DFL)
+        os.kill(os.getpid(), by_signal)
+    os._exit(code & 0xFF)
+
+
+def main() -> None:
+    directory, flow_file = sys.argv[1], (sys.argv[2:] or [None])[0]
+    if not sys.flags.safe_path:
+        del sys.path[0]  # `-m` put the launch cwd there; a task gets its flow's dir
+    try:
+        probe = preload(flow_file)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(os.path.join(directory, "sock"))
+        listener.listen(256)
+        hello = {
+            "reads": probe.reads,
+            "iterated": probe.iterated,
+            "cwd_read": probe.cwd_read,
+            "modules": shadowable(sys.modules.keys() - STARTUP_MODULES),
+        }
+        os.write(1, json.dumps(hello).encode() + b"\n")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        Server(listener, probe).serve()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

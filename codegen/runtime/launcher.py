@@ -1,0 +1,127 @@
+"""Launchers start one Metaflow command (``flow.py <top> step ...``) and wait for it.
+
+A launcher owns the process: it runs it in its own session, streams its stdout and
+stderr into mflog-formatted files (what Metaflow's log store expects), calls
+``heartbeat`` while it runs, and kills the whole process group when the waiting
+coroutine is cancelled. ``SubprocessLauncher`` is the reference mode: a fresh
+interpreter per task, exactly like Metaflow's orchestrators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from metaflow.mflog import TASK_LOG_SOURCE
+from metaflow.mflog.mflog import decorate
+
+HEARTBEAT_SECONDS = 5.0
+# Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
+KILL_GRACE_SECONDS = 2.0
+
+
+class Launcher:
+    """Runs a Metaflow command line; subclasses decide how the process starts."""
+
+    name = "abstract"
+
+    async def spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path
+    ) -> asyncio.subprocess.Process:
+        """Start the process with piped stdout/stderr in a new session."""
+        raise NotImplementedError
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        stdout_log: Path,
+        stderr_log: Path,
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> int:
+        """Run ``argv`` (``flow.py`` first) to completion and return its exit code."""
+        proc = await self.spawn(argv, env, cwd)
+        pumps = [
+            asyncio.create_task(_pump(proc.stdout, stdout_log, sys.stdout.buffer)),
+            asyncio.create_task(_pump(proc.stderr, stderr_log, sys.stderr.buffer)),
+        ]
+        try:
+            while True:
+                try:
+                    code = await asyncio.wait_for(
+                        asyncio.shield(proc.wait()), HEARTBEAT_SECONDS
+                    )
+                    break
+                except asyncio.TimeoutError:
+                    heartbeat()
+            await asyncio.gather(*pumps)
+            return code
+        except BaseException:
+            await _kill_group(proc)
+            for pump in pumps:
+                pump.cancel()
+            raise
+
+
+class SubprocessLauncher(Launcher):
+    """A fresh ``python`` per task (the reference mode)."""
+
+    name = "subprocess"
+
+    def __init__(self, python: str = sys.executable):
+        self.python = python
+
+    async def spawn(self, argv, env, cwd):
+        return await asyncio.create_subprocess_exec(
+            self.python,
+            *argv,
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+
+
+async def _pump(stream: asyncio.StreamReader, log: Path, echo) -> None:
+    """Copy lines to ``log`` in mflog format, and raw to the worker's own stream."""
+    source = TASK_LOG_SOURCE.encode("ascii")
+    with open(log, "ab", buffering=0) as out:
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            out.write(decorate(source, line))
+            if ECHO_TASK_OUTPUT:
+                echo.write(line)
+                echo.flush()
+
+
+# Whether workers mirror task output on their own stdout/stderr.
+ECHO_TASK_OUTPUT = os.environ.get("MF_TEMPORAL_ECHO_TASKS", "") == "1"
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the task's process group, SIGKILL it after a grace period."""
+    if proc.returncode is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        if grace is None:
+            break
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            return
+        except asyncio.TimeoutError:
+            continue
+    await proc.wait()

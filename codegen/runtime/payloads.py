@@ -1,0 +1,76 @@
+"""Payloads exchanged between generated workflows and the runtime activities.
+
+Only references travel through Temporal (pathspecs, task ids, split counts), never
+artifacts. Every type here is a plain dataclass so Temporal's default converter
+serialises it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    """The flow a generated module orchestrates.
+
+    `file` is the flow file relative to the directory of the generated module; the
+    worker resolves it against that directory, so checkouts can live anywhere.
+    """
+
+    name: str
+    file: str
+    # Top-level options fixed at generation time (``--metadata=local``,
+    # ``--with=retry``, ``--branch=x`` ...), forwarded to init and every step.
+    top_level: tuple[str, ...] = ()
+    # Run tags fixed at generation time (``--tag``).
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    """Create the ``_parameters`` task of a run (Metaflow's ``init`` command)."""
+
+    flow: FlowRef
+    run_id: str
+    task_id: str
+    # Parameter values keyed by Metaflow parameter name, JSON-encoded unless str.
+    parameters: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Run one Metaflow task: ``python flow.py <top> step NAME ...``."""
+
+    flow: FlowRef
+    run_id: str
+    step: str
+    task_id: str
+    # Input pathspecs without the flow name: ``run_id/step/task_id``.
+    input_paths: tuple[str, ...]
+    split_index: int | None = None
+    max_user_code_retries: int = 0
+    # Environment variables from @environment, applied by the orchestrator.
+    env: dict[str, str] = field(default_factory=dict)
+    # @timeout of the step in seconds (Metaflow enforces it too); 0 = none.
+    timeout_seconds: int = 0
+    tags: tuple[str, ...] = ()
+    # What to read back from the finished task.
+    read_num_splits: bool = False
+    read_transition: bool = False
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A finished Metaflow task, as a reference."""
+
+    step: str
+    task_id: str
+    # ``run_id/step/task_id``
+    path: str
+    # Width of the foreach this task opened (``_foreach_num_splits``).
+    num_splits: int | None = None
+    # The step a switch chose (``_transition[0][0]``).
+    next_step: str | None = None
+    attempt: int = 0

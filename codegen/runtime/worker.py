@@ -1,0 +1,237 @@
+"""Worker and trigger entry points for a generated workflow module.
+
+A generated module exposes ``WORKFLOWS`` (classes to register), ``WORKFLOW`` (the main
+workflow, named like the flow), ``PARAMS`` (frozen dataclass of the flow's Parameters),
+``FLOW`` (:class:`FlowRef`) and ``TASK_QUEUE``. Its worker entry calls :func:`main`::
+
+    python -m out.myflow_worker                          # long-running worker
+    python -m out.myflow_worker trigger --param k=v      # start a run, wait, print pathspec
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Worker
+
+from .activities import MetaflowActivities
+from .launcher import Launcher, SubprocessLauncher
+
+# Running tasks get this long to finish on shutdown before they are cancelled
+# (their process groups killed; Temporal retries them elsewhere).
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+_SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class ParamError(ValueError):
+    """A ``--param`` that does not fit the flow's Parameters."""
+
+
+def parse_params(params_cls: type, pairs: list[str]) -> Any:
+    """Build a ``PARAMS`` instance from ``NAME=VALUE`` strings, typed by its fields."""
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        key = name.strip().replace("-", "_")
+        if not sep:
+            raise ParamError(f"--param {pair!r}: expected NAME=VALUE")
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ParamError(f"unknown parameter {name!r} (known: {known})")
+        values[key] = _convert(key, fields[key].type, raw)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ParamError("missing required parameter(s): " + ", ".join(missing))
+    return params_cls(**values)
+
+
+def _convert(name: str, annotation: Any, raw: str) -> Any:
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    try:
+        if kind == "bool":
+            return _BOOLS[raw.strip().lower()]
+        if kind in _SCALARS:
+            return _SCALARS[kind](raw)
+        return json.loads(raw)
+    except (KeyError, ValueError) as exc:
+        expected = "true/false" if kind == "bool" else kind if kind in _SCALARS else "JSON"
+        raise ParamError(f"parameter {name}: {raw!r} is not valid {expected}") from exc
+
+
+def make_launcher(kind: str | Launcher) -> Launcher:
+    """``"subprocess"`` or ``"fork"`` (the fork server, if available) or an instance."""
+    if isinstance(kind, Launcher):
+        return kind
+    if kind == "subprocess":
+        return SubprocessLauncher()
+    if kind == "fork":
+        try:
+            from .forkserver import ForkServerLauncher
+        except ImportError as exc:
+            raise ValueError(f"the fork launcher is not available: {exc}") from exc
+        return ForkServerLauncher()
+    raise ValueError(f"unknown launcher {kind!r} (use subprocess or fork)")
+
+
+def build_worker(
+    client: Client,
+    module: ModuleType,
+    *,
+    task_queue: str,
+    launcher: str | Launcher = "subprocess",
+    max_concurrent_activities: int | None = None,
+    on_event: Callable[[dict], None] | None = None,
+) -> Worker:
+    """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running)."""
+    activities = MetaflowActivities(
+        Path(module.__file__).parent, launcher=make_launcher(launcher), on_event=on_event
+    )
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(module.WORKFLOWS),
+        activities=[activities.init, activities.step],
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def start_workflow(
+    client: Client,
+    module: ModuleType,
+    params: Any,
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+) -> WorkflowHandle:
+    """Start one run of ``module.WORKFLOW`` with a ``PARAMS`` instance."""
+    return await client.start_workflow(
+        module.WORKFLOW.run,
+        params,
+        id=workflow_id or f"{module.FLOW.name}-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+    )
+
+
+async def run_workflow(
+    client: Client,
+    module: ModuleType,
+    params: Any,
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+) -> Any:
+    """Start one run and wait for its result (raises ``WorkflowFailureError``)."""
+    handle = await start_workflow(
+        client, module, params, task_queue=task_queue, workflow_id=workflow_id
+    )
+    return await handle.result()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The messages of an error and its causes, outermost first."""
+    messages = []
+    while exc is not None:
+        messages.append(f"{type(exc).__name__}: {exc}")
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return "\n  caused by ".join(messages)
+
+
+def main(module: ModuleType, argv: list[str] | None = None) -> int:
+    """Command line of a generated worker entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("worker", "trigger", "-h", "--help"):
+        argv.insert(0, "worker")
+    args = _parser(module).parse_args(argv)
+    if args.command == "trigger":
+        try:
+            params = parse_params(module.PARAMS, args.param)
+        except ParamError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_trigger(module, args, params))
+    try:
+        launcher = make_launcher(args.launcher)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(module, args, launcher))
+
+
+def _parser(module: ModuleType) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=f"Temporal worker for {module.FLOW.name}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run a worker until Ctrl-C/SIGTERM")
+    trigger = commands.add_parser("trigger", help="start a run and wait for it")
+    for sub in (worker, trigger):
+        sub.add_argument(
+            "--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+        )
+        sub.add_argument("--namespace", default="default")
+        sub.add_argument("--task-queue", default=module.TASK_QUEUE)
+    worker.add_argument("--launcher", default="subprocess", choices=["subprocess", "fork"])
+    worker.add_argument("--max-concurrent-activities", type=int, default=None)
+    trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    trigger.add_argument("--workflow-id", default=None)
+    return parser
+
+
+async def _serve(module: ModuleType, args: argparse.Namespace, launcher: Launcher) -> int:
+    client = await Client.connect(args.address, namespace=args.namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = build_worker(
+        client,
+        module,
+        task_queue=args.task_queue,
+        launcher=launcher,
+        max_concurrent_activities=args.max_concurrent_activities,
+    )
+    print(
+        f"worker for {module.FLOW.name} on {args.address} "
+        f"(namespace {args.namespace}, task queue {args.task_queue}, "
+        f"launcher {launcher.name}); Ctrl-C to stop",
+        flush=True,
+    )
+    async with worker:
+        await stop.wait()
+        print("shutting down: waiting for running tasks", flush=True)
+    return 0
+
+
+async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
+    client = await Client.connect(args.address, namespace=args.namespace)
+    handle = await start_workflow(
+        client, module, params, task_queue=args.task_queue, workflow_id=args.workflow_id
+    )
+    print(f"workflow: {handle.id} (task queue {args.task_queue})", flush=True)
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        print(f"run failed: {describe_failure(exc.cause or exc)}", file=sys.stderr)
+        return 1
+    print(f"pathspec: {result.pathspec}")
+    return 0

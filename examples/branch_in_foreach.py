@@ -1,0 +1,57 @@
+"""A foreach whose body splits into two branches and joins again.
+
+start -> prepare (foreach) -> (plus, times) -> combine -> join -> end.
+"""
+from metaflow import FlowSpec, step
+
+
+class BranchInForeachFlow(FlowSpec):
+    """Per item, compute two things in parallel and combine them."""
+
+    @step
+    def start(self):
+        """Define the items."""
+        self.items = [2, 4]
+        self.next(self.prepare, foreach="items")
+
+    @step
+    def prepare(self):
+        """Foreach body entry: take the item and split."""
+        self.item = self.input
+        self.next(self.plus, self.times)
+
+    @step
+    def plus(self):
+        """Branch: add ten."""
+        self.part = self.item + 10
+        self.next(self.combine)
+
+    @step
+    def times(self):
+        """Branch: multiply by ten."""
+        self.part = self.item * 10
+        self.next(self.combine)
+
+    @step
+    def combine(self, inputs):
+        """Join the static split inside one foreach split."""
+        self.parts = {"plus": inputs.plus.part, "times": inputs.times.part}
+        self.merge_artifacts(inputs, include=["item"])
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        """Join the foreach: collect per-item results in split order."""
+        self.results = [i.parts for i in inputs]
+        self.items_seen = [i.item for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """Check the results."""
+        assert self.items_seen == [2, 4]
+        assert self.results == [{"plus": 12, "times": 20}, {"plus": 14, "times": 40}]
+
+
+if __name__ == "__main__":
+    BranchInForeachFlow()

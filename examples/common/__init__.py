@@ -1,0 +1,1 @@
+"""Shared building blocks for the example flows (a base flow and a decorator)."""

@@ -1,0 +1,297 @@
+"""The Metaflow activities, the worker/trigger entry points and ``run`` on real flows.
+
+Activities run through Temporal's ActivityEnvironment against the flows in
+tests/flows; results are checked with Metaflow's own Client API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import os
+import shutil
+import sys
+import time
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from metaflow import Run, Task, namespace
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from mf_temporal_codegen.runtime import launcher as launcher_mod
+from mf_temporal_codegen.runtime.activities import MetaflowActivities
+from mf_temporal_codegen.runtime.embedded import run_embedded
+from mf_temporal_codegen.runtime.payloads import FlowRef, InitRequest, StepRequest
+from mf_temporal_codegen.runtime.worker import ParamError, build_worker, main, parse_params
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+@pytest.fixture(autouse=True)
+def _all_namespaces():
+    namespace(None)
+
+
+class Harness:
+    """Calls the activities like a worker would, one attempt at a time."""
+
+    def __init__(self, flow: FlowRef):
+        self.flow = flow
+        self.run_id = f"temporal-{uuid.uuid4().hex[:10]}"
+        self.events: list[dict] = []
+        self.heartbeats = 0
+        self.acts = MetaflowActivities(FLOWS, on_event=self.events.append)
+
+    def env(self, attempt: int = 1) -> ActivityEnvironment:
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, attempt=attempt)
+        env.on_heartbeat = lambda *_: setattr(self, "heartbeats", self.heartbeats + 1)
+        return env
+
+    def init(self, attempt: int = 1, **params: str) -> str:
+        req = InitRequest(self.flow, self.run_id, "t-params", params)
+        return asyncio.run(self.env(attempt).run(self.acts.init, req))
+
+    def step(self, step: str, task_id: str, inputs, attempt: int = 1, **kw):
+        req = StepRequest(self.flow, self.run_id, step, task_id, tuple(inputs), **kw)
+        return asyncio.run(self.env(attempt).run(self.acts.step, req))
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow.name}/{self.run_id}"
+
+
+def test_linear_flow_parameters_retries_and_logs(mf_env):
+    h = Harness(FlowRef("LinearFlow", "linear_flow.py"))
+    params = h.init(alpha="3", **{"greeting-text": "yo", "weights": '{"b": 2}'})
+    assert params == f"{h.run_id}/_parameters/t-params"
+    # A retried init finds the finished _parameters task and does not run again.
+    assert h.init(attempt=2, alpha="99") == params
+    assert [e["event"] for e in h.events] == ["started", "finished"]
+
+    start = h.step("start", "t-0-1", [params])
+    assert (start.path, start.attempt, start.num_splits) == (f"{h.run_id}/start/t-0-1", 0, None)
+    with pytest.raises(ApplicationError) as failed:
+        h.step("middle", "t-mid", [start.path], max_user_code_retries=2)
+    err = failed.value
+    assert err.type == "MetaflowTaskFailed" and not err.non_retryable
+    assert f"LinearFlow/{h.run_id}/middle/t-mid (attempt 0)" in err.message
+    assert "exit code 1" in err.message and "flaky on the first attempt" in err.message
+    middle = h.step("middle", "t-mid", [start.path], attempt=2, max_user_code_retries=2)
+    assert middle.attempt == 1
+    h.step("end", "t-end", [middle.path])
+
+    run = Run(h.pathspec)
+    assert run.successful and run.data.x == 31
+    assert sorted(s.id for s in run) == ["end", "middle", "start"]
+    assert run["start"].task.id == "t-0-1"
+    assert "start says yo" in run["start"].task.stdout
+    end = run["end"].task
+    assert (end.data.alpha, end.data.greeting, end.data.weights) == (3, "yo", {"b": 2})
+    mid = run["middle"].task
+    assert mid.current_attempt == 1 and mid.stdout == "middle attempt 1\n"
+    first = Task(mid.pathspec, attempt=0)
+    assert not first.successful and first.stdout == "middle attempt 0\n"
+    assert "flaky on the first attempt" in first.stderr
+    events = [(e["event"], e["step"], e["attempt"]) for e in h.events]
+    assert ("failed", "middle", 0) in events and ("finished", "middle", 1) in events
+
+
+def test_foreach_reads_back_num_splits_and_joins_in_order(mf_env):
+    h = Harness(FlowRef("ForeachFlow", "foreach_flow.py"))
+    start = h.step("start", "t", [h.init()], read_num_splits=True)
+    assert start.num_splits == 3
+    bodies = [
+        h.step("body", f"t-{i}", [start.path], split_index=i) for i in range(3)
+    ]
+    join = h.step("join", "t", [b.path for b in bodies])
+    h.step("end", "t", [join.path])
+    run = Run(h.pathspec)
+    assert run.successful
+    assert run["join"].task.data.values == ["A", "B", "C"]
+    assert sorted(t.id for t in run["body"]) == ["t-0", "t-1", "t-2"]
+
+
+@pytest.mark.parametrize("level", ["low", "high"])
+def test_switch_reads_back_chosen_step(mf_env, level):
+    h = Harness(FlowRef("SwitchFlow", "switch_flow.py"))
+    start = h.step("start", "t", [h.init(level=level)], read_transition=True)
+    assert start.next_step == level
+    chosen = h.step(level, "t", [start.path])
+    h.step("end", "t", [chosen.path])
+    assert Run(h.pathspec).data.picked == level
+
+
+def test_failing_step_is_recorded_and_raises(mf_env):
+    h = Harness(FlowRef("TroubleFlow", "trouble_flow.py"))
+    start = h.step("start", "t", [h.init()])
+    with pytest.raises(ApplicationError) as failed:
+        h.step("boom", "t-boom", [start.path], attempt=3)
+    err = failed.value
+    assert f"TroubleFlow/{h.run_id}/boom/t-boom (attempt 2)" in err.message
+    assert "ValueError: boom goes the step" in err.message
+    assert err.details[0] == {
+        "pathspec": f"TroubleFlow/{h.run_id}/boom/t-boom",
+        "attempt": 2,
+        "exit_code": 1,
+    }
+    task = Task(f"{h.pathspec}/boom/t-boom")
+    assert not task.successful and task.current_attempt == 2
+    assert task.stdout == "about to fail\n"
+    assert "boom goes the step" in task.stderr
+
+
+def _processes_with(marker: str) -> dict[int, int]:
+    """pid -> process group of processes whose command line contains ``marker``."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if marker.encode() in cmdline:
+                found[int(pid)] = os.getpgid(int(pid))
+        except (OSError, ProcessLookupError):
+            pass
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_cancel_kills_the_process_group(mf_env, monkeypatch):
+    monkeypatch.setattr(launcher_mod, "HEARTBEAT_SECONDS", 0.2)
+    h = Harness(FlowRef("TroubleFlow", "trouble_flow.py"))
+    start = h.step("start", "t", [h.init()])
+    env = h.env()
+
+    async def scenario() -> int:
+        req = StepRequest(h.flow, h.run_id, "nap", "t-nap", (start.path,))
+        task = asyncio.ensure_future(env.run(h.acts.step, req))
+        deadline = time.monotonic() + 30
+        while not (procs := _processes_with(h.run_id)):
+            assert time.monotonic() < deadline, "the step never started"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        env.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (pgid,) = set(procs.values())
+        return pgid
+
+    pgid = asyncio.run(scenario())
+    deadline = time.monotonic() + 5
+    while _group_alive(pgid):
+        assert time.monotonic() < deadline, "the step's process group survived"
+        time.sleep(0.1)
+    assert h.heartbeats > 0
+    assert h.events[-1]["event"] == "failed" and h.events[-1]["step"] == "nap"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Params:
+    count: int
+    ratio: float = 0.5
+    flag: bool = False
+    name_with_dash: str = "x"
+    config: Any = None
+
+
+def test_parse_params_types_and_errors():
+    parsed = parse_params(
+        _Params,
+        ["count=3", "ratio=2", "flag=Yes", "name-with-dash=a=b", 'config={"k": [1]}'],
+    )
+    assert parsed == _Params(3, 2.0, True, "a=b", {"k": [1]})
+    for pairs, message in [
+        ([], "missing required parameter(s): count"),
+        (["count=1", "nope=1"], "unknown parameter 'nope'"),
+        (["count=x"], "count: 'x' is not valid int"),
+        (["count=1", "flag=maybe"], "flag: 'maybe' is not valid true/false"),
+        (["count=1", "config={"], "config: '{' is not valid JSON"),
+        (["count"], "expected NAME=VALUE"),
+    ]:
+        with pytest.raises(ParamError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse_params(_Params, pairs)
+
+
+def _load_linear_module() -> types.ModuleType:
+    sys.path.insert(0, str(FLOWS.parent))
+    try:
+        import flows.linear_workflow as module
+    finally:
+        sys.path.remove(str(FLOWS.parent))
+    return module
+
+
+def test_worker_and_trigger(mf_env, temporal_env, capsys):
+    module = _load_linear_module()
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def start_worker():
+        # Workers must be created on the loop that runs them.
+        worker = build_worker(temporal_env.client, module, task_queue=queue)
+        return await worker.__aenter__()
+
+    worker = temporal_env.run(start_worker())
+    try:
+        base = ["trigger", "--address", temporal_env.address, "--task-queue", queue]
+        assert main(module, base + ["--param", "nope=1"]) == 2
+        assert "unknown parameter 'nope'" in capsys.readouterr().err
+        wid = f"linear-{uuid.uuid4().hex[:8]}"
+        args = ["--param", "alpha=4", "--param", "greeting_text=hey", "--workflow-id", wid]
+        assert main(module, base + args) == 0
+    finally:
+        temporal_env.run(worker.__aexit__(None, None, None))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"pathspec: LinearFlow/temporal-{wid}"
+    run = Run(f"LinearFlow/temporal-{wid}")
+    assert run.successful and run.data.x == 41
+    assert run["middle"].task.current_attempt == 1
+
+
+def _fake_generator(flow_file: Path, outdir: Path) -> list[Path]:
+    """Stands in for the real generator: the hand-written module and its flow."""
+    shutil.copy(flow_file, outdir / flow_file.name)
+    return [Path(shutil.copy(FLOWS / "linear_workflow.py", outdir / "linear_workflow.py"))]
+
+
+def test_run_embedded_starts_everything_and_stops_it(mf_env, monkeypatch):
+    fake = types.ModuleType("mf_temporal_codegen.pipeline")
+    fake.generate_to_dir = _fake_generator
+    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
+    out = io.StringIO()
+    code = asyncio.run(
+        run_embedded(FLOWS / "linear_flow.py", ["alpha=2"], address=None, out=out)
+    )
+    lines = out.getvalue().splitlines()
+    assert code == 0, out.getvalue()
+    assert lines[-1].startswith("pathspec: LinearFlow/temporal-")
+    assert any(line.startswith("workflow LinearFlow-") and "/namespaces/default/workflows/" in line for line in lines)
+    assert "▶ start t (attempt 0)" in lines
+    assert any(line.startswith("✗ middle t attempt 0 failed") for line in lines)
+    assert any(line.startswith("✓ middle t ") for line in lines)
+    assert Run(lines[-1].split(" ", 1)[1]).data.x == 21
+    assert not _processes_with("--ui-port")
+    assert not any("mf_temporal_run_" in p for p in sys.path)
+
+
+def test_run_embedded_rejects_bad_params(mf_env, monkeypatch, temporal_env):
+    fake = types.ModuleType("mf_temporal_codegen.pipeline")
+    fake.generate_to_dir = _fake_generator
+    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
+    out = io.StringIO()
+    code = asyncio.run(
+        run_embedded(
+            FLOWS / "linear_flow.py", ["alpha=two"], address=temporal_env.address, out=out
+        )
+    )
+    assert code == 2 and "alpha: 'two' is not valid int" in out.getvalue()
