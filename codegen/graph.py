@@ -227,7 +227,7 @@ def _check_structure(graph: Graph) -> None:
             if switches:
                 _fail(
                     graph[switches[0]].step,
-                    f"switch {switches[0]} leads straight into the join {step.name}",
+                    f"switch step {switches[0]} leads straight into the join step {step.name}",
                     "add an unconditional step on that path before the join",
                     True,
                 )
@@ -246,11 +246,14 @@ def _check_structure(graph: Graph) -> None:
             stack = stack[:-1]
             resolved = {graph[n].split_branches[-1] for n in node.in_funcs if graph[n].split_branches}
             if resolved != set(roots):
+                missing = [r for r in roots if r not in resolved]
                 _fail(
                     step,
-                    f"join {step.name} expects {len(roots)} incoming paths from the split "
-                    f"into {', '.join(roots)} but gets {', '.join(sorted(resolved)) or 'none'}",
-                    "every branch of a split must reach its join",
+                    f"join step {step.name} expects {len(roots)} incoming paths, one per "
+                    f"branch of the split into {', '.join(roots)}, but gets "
+                    f"{', '.join(sorted(resolved)) or 'none'}",
+                    (f"branch {', '.join(missing)} does not reach {step.name}; " if missing else "")
+                    + "every branch of a split must reach its join",
                 )
 
             def lineage(n: str) -> tuple[str, ...]:

@@ -147,13 +147,25 @@ def _read_source(path: Path, display: str) -> _Source:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CodegenError(Pos(display, 1, 1), f"cannot read file: {exc}") from None
+    syntax_hint = "fix the syntax error; the file must run under `python flow.py`"
+    try:
+        # CPython's own message and position (what `python flow.py` prints).
+        compile(text, display, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        raise CodegenError(
+            Pos(display, exc.lineno or 1, exc.offset or 1),
+            f"invalid Python: {exc.msg}",
+            syntax_hint,
+        ) from None
+    except ValueError as exc:  # e.g. null bytes in the source
+        raise CodegenError(Pos(display, 1, 1), f"invalid Python: {exc}", syntax_hint) from None
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
         raise CodegenError(
             Pos(display, exc.raw_line, exc.raw_column + 1),
             f"invalid Python: {exc.message}",
-            "fix the syntax error; the file must run under `python flow.py`",
+            syntax_hint,
         ) from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     source = _Source(path, display, module, wrapper.resolve(PositionProvider))
@@ -572,8 +584,14 @@ def _transition(source: _Source, fn: cst.FunctionDef) -> dict[str, Any]:
     pos = source.pos(call)
     positional = [a for a in call.args if a.keyword is None and not a.star]
     keyword = {a.keyword.value: a.value for a in call.args if a.keyword}
-    if len(positional) != len(call.args) - len(keyword):
-        raise CodegenError(pos, "starred arguments in self.next() are dynamic", _FORMS)
+    starred = [a for a in call.args if a.star]
+    if starred:
+        raise CodegenError(
+            source.pos(starred[0]),
+            f"starred argument `{source.code(starred[0]).strip(', ')}` in self.next() "
+            "is dynamic",
+            "name every next step statically; " + _FORMS,
+        )
     if "num_parallel" in keyword:
         raise CodegenError(
             source.pos(keyword["num_parallel"]),
@@ -609,12 +627,15 @@ def _transition(source: _Source, fn: cst.FunctionDef) -> dict[str, Any]:
 
 
 def _switch(source, pos, positional, keyword) -> dict[str, Any]:
-    if len(positional) != 1 or "condition" not in keyword:
+    if "condition" not in keyword:
         raise CodegenError(
             pos,
-            "a switch needs exactly one dict and condition='attr'",
-            _FORMS,
+            "self.next() with a dict of cases (a switch) needs condition='attr'",
+            "name the artifact whose value picks the case: "
+            "self.next({'x': self.a, 'y': self.b}, condition='attr')",
         )
+    if len(positional) != 1:
+        raise CodegenError(pos, "a switch takes exactly one dict of cases", _FORMS)
     cond = keyword["condition"]
     if not isinstance(cond, cst.SimpleString):
         raise CodegenError(

@@ -81,5 +81,7 @@ def mf_env(tmp_path, monkeypatch) -> Path:
     # Metaflow read the env at import time and caches the root on the class: the
     # Client API in this process must look at the same root as the tasks.
     monkeypatch.setattr(LocalStorage, "SYSROOT_VAR", str(root))
-    monkeypatch.setattr(LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR))
+    monkeypatch.setattr(
+        LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR)
+    )
     return root

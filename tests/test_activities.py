@@ -27,7 +27,12 @@ from mf_temporal_codegen.runtime import launcher as launcher_mod
 from mf_temporal_codegen.runtime.activities import MetaflowActivities
 from mf_temporal_codegen.runtime.embedded import run_embedded
 from mf_temporal_codegen.runtime.payloads import FlowRef, InitRequest, StepRequest
-from mf_temporal_codegen.runtime.worker import ParamError, build_worker, main, parse_params
+from mf_temporal_codegen.runtime.worker import (
+    ParamError,
+    build_worker,
+    main,
+    parse_params,
+)
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -75,7 +80,11 @@ def test_linear_flow_parameters_retries_and_logs(mf_env):
     assert [e["event"] for e in h.events] == ["started", "finished"]
 
     start = h.step("start", "t-0-1", [params])
-    assert (start.path, start.attempt, start.num_splits) == (f"{h.run_id}/start/t-0-1", 0, None)
+    assert (start.path, start.attempt, start.num_splits) == (
+        f"{h.run_id}/start/t-0-1",
+        0,
+        None,
+    )
     with pytest.raises(ApplicationError) as failed:
         h.step("middle", "t-mid", [start.path], max_user_code_retries=2)
     err = failed.value
@@ -106,9 +115,7 @@ def test_foreach_reads_back_num_splits_and_joins_in_order(mf_env):
     h = Harness(FlowRef("ForeachFlow", "foreach_flow.py"))
     start = h.step("start", "t", [h.init()], read_num_splits=True)
     assert start.num_splits == 3
-    bodies = [
-        h.step("body", f"t-{i}", [start.path], split_index=i) for i in range(3)
-    ]
+    bodies = [h.step("body", f"t-{i}", [start.path], split_index=i) for i in range(3)]
     join = h.step("join", "t", [b.path for b in bodies])
     h.step("end", "t", [join.path])
     run = Run(h.pathspec)
@@ -219,21 +226,17 @@ def test_parse_params_types_and_errors():
         (["count=1", "config={"], "config: '{' is not valid JSON"),
         (["count"], "expected NAME=VALUE"),
     ]:
-        with pytest.raises(ParamError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(
+            ParamError, match=message.replace("(", r"\(").replace(")", r"\)")
+        ):
             parse_params(_Params, pairs)
 
 
-def _load_linear_module() -> types.ModuleType:
-    sys.path.insert(0, str(FLOWS.parent))
-    try:
-        import flows.linear_workflow as module
-    finally:
-        sys.path.remove(str(FLOWS.parent))
-    return module
-
-
 def test_worker_and_trigger(mf_env, temporal_env, capsys):
-    module = _load_linear_module()
+    # tests/ is on sys.path (pytest's rootdir conftest), so the workflow sandbox can
+    # re-import the module by name.
+    from flows import linear_workflow as module
+
     queue = f"test-{uuid.uuid4().hex[:8]}"
 
     async def start_worker():
@@ -247,7 +250,14 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
         assert main(module, base + ["--param", "nope=1"]) == 2
         assert "unknown parameter 'nope'" in capsys.readouterr().err
         wid = f"linear-{uuid.uuid4().hex[:8]}"
-        args = ["--param", "alpha=4", "--param", "greeting_text=hey", "--workflow-id", wid]
+        args = [
+            "--param",
+            "alpha=4",
+            "--param",
+            "greeting_text=hey",
+            "--workflow-id",
+            wid,
+        ]
         assert main(module, base + args) == 0
     finally:
         temporal_env.run(worker.__aexit__(None, None, None))
@@ -261,7 +271,9 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
 def _fake_generator(flow_file: Path, outdir: Path) -> list[Path]:
     """Stands in for the real generator: the hand-written module and its flow."""
     shutil.copy(flow_file, outdir / flow_file.name)
-    return [Path(shutil.copy(FLOWS / "linear_workflow.py", outdir / "linear_workflow.py"))]
+    return [
+        Path(shutil.copy(FLOWS / "linear_workflow.py", outdir / "linear_workflow.py"))
+    ]
 
 
 def test_run_embedded_starts_everything_and_stops_it(mf_env, monkeypatch):
@@ -275,7 +287,11 @@ def test_run_embedded_starts_everything_and_stops_it(mf_env, monkeypatch):
     lines = out.getvalue().splitlines()
     assert code == 0, out.getvalue()
     assert lines[-1].startswith("pathspec: LinearFlow/temporal-")
-    assert any(line.startswith("workflow LinearFlow-") and "/namespaces/default/workflows/" in line for line in lines)
+    assert any(
+        line.startswith("workflow LinearFlow-")
+        and "/namespaces/default/workflows/" in line
+        for line in lines
+    )
     assert "▶ start t (attempt 0)" in lines
     assert any(line.startswith("✗ middle t attempt 0 failed") for line in lines)
     assert any(line.startswith("✓ middle t ") for line in lines)
@@ -291,7 +307,10 @@ def test_run_embedded_rejects_bad_params(mf_env, monkeypatch, temporal_env):
     out = io.StringIO()
     code = asyncio.run(
         run_embedded(
-            FLOWS / "linear_flow.py", ["alpha=two"], address=temporal_env.address, out=out
+            FLOWS / "linear_flow.py",
+            ["alpha=two"],
+            address=temporal_env.address,
+            out=out,
         )
     )
     assert code == 2 and "alpha: 'two' is not valid int" in out.getvalue()

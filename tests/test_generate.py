@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -29,8 +30,9 @@ def _cli(*args, cwd=ROOT, env=None):
 def test_byte_identical_across_hash_seeds(tmp_path):
     flows = [str(p.relative_to(ROOT)) for p in EXAMPLE_FILES]
     outputs = []
+    out = tmp_path / "out"
     for seed in ("0", "1", "4242"):
-        out = tmp_path / f"seed{seed}"
+        shutil.rmtree(out, ignore_errors=True)
         result = _cli(*flows, "-o", str(out), env={"PYTHONHASHSEED": seed})
         assert result.returncode == 0, result.stderr
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})

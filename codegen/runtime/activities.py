@@ -220,7 +220,9 @@ class _Task:
                 self.run_id, self.step, self.task_id, attempt=self.attempt, mode="w"
             ).save_logs(TASK_LOG_SOURCE, data)
 
-    def read_back(self, num_splits: bool, transition: bool) -> tuple[int | None, str | None]:
+    def read_back(
+        self, num_splits: bool, transition: bool
+    ) -> tuple[int | None, str | None]:
         """Read ``_foreach_num_splits`` / the chosen next step from this attempt."""
         if not (num_splits or transition):
             return None, None
@@ -248,7 +250,9 @@ def top_level_options(
     ds_type = _option(args, "datastore")
     impl = next((d for d in DATASTORES if d.TYPE == ds_type), None)
     if impl is None:
-        raise ApplicationError(f"unknown Metaflow datastore {ds_type!r}", non_retryable=True)
+        raise ApplicationError(
+            f"unknown Metaflow datastore {ds_type!r}", non_retryable=True
+        )
     root = _option(args, "datastore-root")
     if root is None:
         root = _datastore_root(impl, env, flow_dir)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -55,13 +56,14 @@ async def dev_server(ui: bool = True) -> AsyncIterator[DevServer]:
     """Start an in-memory dev server for the duration of the block, then stop it."""
     ui_port = _free_port() if ui else None
     try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli(),
-            ui=ui,
-            ui_port=ui_port,
-            dev_server_startup_timeout=STARTUP_TIMEOUT,
-            dev_server_log_level="error",
-        )
+        with _child_stdout_silenced():
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=temporal_cli(),
+                ui=ui,
+                ui_port=ui_port,
+                dev_server_startup_timeout=STARTUP_TIMEOUT,
+                dev_server_log_level="error",
+            )
     except DevServerError:
         raise
     except Exception as exc:
@@ -74,6 +76,22 @@ async def dev_server(ui: bool = True) -> AsyncIterator[DevServer]:
         )
     finally:
         await env.shutdown()
+
+
+@contextmanager
+def _child_stdout_silenced() -> Iterator[None]:
+    """Point fd 1 at /dev/null while the server is spawned: it inherits that stdout
+    and its start-up banner does not end up between our progress lines."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _free_port() -> int:

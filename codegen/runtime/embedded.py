@@ -9,6 +9,7 @@ queue, and per-step progress is printed as tasks start and finish.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import tempfile
 import uuid
@@ -20,7 +21,13 @@ from typing import IO
 from temporalio.client import Client, WorkflowFailureError
 
 from .devserver import DevServerError, dev_server
-from .worker import ParamError, build_worker, describe_failure, parse_params, start_workflow
+from .worker import (
+    ParamError,
+    build_worker,
+    describe_failure,
+    parse_params,
+    start_workflow,
+)
 
 
 async def run_embedded(
@@ -57,7 +64,8 @@ async def run_embedded(
                 return 2
             progress = Progress(say)
             try:
-                return await _run(module, run_params, address, launcher, progress, say)
+                with _quiet_activity_failures():
+                    return await _run(module, run_params, address, launcher, progress, say)
             except DevServerError as exc:
                 say(f"error: {exc}")
                 return 1
@@ -116,6 +124,18 @@ class Progress:
                 f"✗ {task} attempt {event['attempt']} failed after "
                 f"{event['seconds']:.1f}s ({reason})"
             )
+
+
+@contextmanager
+def _quiet_activity_failures() -> Iterator[None]:
+    """Failed tasks already print a ``✗`` line: mute the SDK's traceback per failure."""
+    logger = logging.getLogger("temporalio.activity")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ STARTUP_MODULES = frozenset(sys.modules)
 import ast  # noqa: E402
 import atexit  # noqa: E402
 import builtins  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
@@ -198,16 +199,18 @@ def preload(flow_file: str | None) -> Probe:
                 del sys.path[0]
     if thread_count() != 1:
         raise RuntimeError("preloading started threads; cannot fork safely")
+    gc.freeze()  # children never scan (and copy-on-write) the preloaded objects
     return probe
 
 
 def shadowable(modules) -> list[str]:
     """Top-level names a file next to the flow would have shadowed in a fresh run."""
-    tops = {name.partition(".")[0] for name in modules}
     return sorted(
         name
-        for name in tops - set(sys.builtin_module_names)
-        if importlib.machinery.FrozenImporter.find_spec(name) is None
+        for name in modules
+        if "." not in name
+        and name not in sys.builtin_module_names
+        and importlib.machinery.FrozenImporter.find_spec(name) is None
     )
 
 
@@ -344,7 +347,10 @@ def run_main(argv: list[str]) -> None:
         __annotations__={},
         __loader__=importlib.machinery.SourceFileLoader("__main__", file),
     )
-    sys.modules["__main__"] = main
+    server_main = sys.modules["__main__"]
+    for name, module in list(sys.modules.items()):
+        if module is server_main:  # "__main__" and e.g. multiprocessing's "__mp_main__"
+            sys.modules[name] = main
     try:
         exec(compile(source, file, "exec"), main.__dict__)
     except SystemExit as exc:

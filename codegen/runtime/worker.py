@@ -67,7 +67,11 @@ def parse_params(params_cls: type, pairs: list[str]) -> Any:
 
 
 def _convert(name: str, annotation: Any, raw: str) -> Any:
-    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    kind = (
+        annotation
+        if isinstance(annotation, str)
+        else getattr(annotation, "__name__", "")
+    )
     try:
         if kind == "bool":
             return _BOOLS[raw.strip().lower()]
@@ -75,7 +79,9 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
             return _SCALARS[kind](raw)
         return json.loads(raw)
     except (KeyError, ValueError) as exc:
-        expected = "true/false" if kind == "bool" else kind if kind in _SCALARS else "JSON"
+        expected = (
+            "true/false" if kind == "bool" else kind if kind in _SCALARS else "JSON"
+        )
         raise ParamError(f"parameter {name}: {raw!r} is not valid {expected}") from exc
 
 
@@ -105,7 +111,9 @@ def build_worker(
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running)."""
     activities = MetaflowActivities(
-        Path(module.__file__).parent, launcher=make_launcher(launcher), on_event=on_event
+        Path(module.__file__).parent,
+        launcher=make_launcher(launcher),
+        on_event=on_event,
     )
     return Worker(
         client,
@@ -149,11 +157,13 @@ async def run_workflow(
     return await handle.result()
 
 
-def describe_failure(exc: BaseException) -> str:
-    """The messages of an error and its causes, outermost first."""
-    messages = []
+def describe_failure(exc: BaseException | None) -> str:
+    """The messages of an error and its causes, outermost first, without repeats."""
+    messages: list[str] = []
     while exc is not None:
-        messages.append(f"{type(exc).__name__}: {exc}")
+        text = str(exc)
+        if not any(text in seen for seen in messages):
+            messages.append(f"{type(exc).__name__}: {text}")
         exc = getattr(exc, "cause", None) or exc.__cause__
     return "\n  caused by ".join(messages)
 
@@ -180,7 +190,9 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
 
 
 def _parser(module: ModuleType) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=f"Temporal worker for {module.FLOW.name}")
+    parser = argparse.ArgumentParser(
+        description=f"Temporal worker for {module.FLOW.name}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a worker until Ctrl-C/SIGTERM")
     trigger = commands.add_parser("trigger", help="start a run and wait for it")
@@ -190,14 +202,18 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         )
         sub.add_argument("--namespace", default="default")
         sub.add_argument("--task-queue", default=module.TASK_QUEUE)
-    worker.add_argument("--launcher", default="subprocess", choices=["subprocess", "fork"])
+    worker.add_argument(
+        "--launcher", default="subprocess", choices=["subprocess", "fork"]
+    )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     trigger.add_argument("--workflow-id", default=None)
     return parser
 
 
-async def _serve(module: ModuleType, args: argparse.Namespace, launcher: Launcher) -> int:
+async def _serve(
+    module: ModuleType, args: argparse.Namespace, launcher: Launcher
+) -> int:
     client = await Client.connect(args.address, namespace=args.namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
 """start (foreach over items) -> body -> join -> end."""
+
 from metaflow import FlowSpec, step
 
 

@@ -1,4 +1,5 @@
 """start -> middle -> end, with typed parameters and a retried step."""
+
 from metaflow import FlowSpec, JSONType, Parameter, current, retry, step
 
 

@@ -56,12 +56,15 @@ class LinearFlowWorkflow:
         for step, retries in (("start", 0), ("middle", 2), ("end", 0)):
             result = await workflow.execute_activity(
                 "metaflow_step",
-                StepRequest(FLOW, run_id, step, "t", (path,), max_user_code_retries=retries),
+                StepRequest(
+                    FLOW, run_id, step, "t", (path,), max_user_code_retries=retries
+                ),
                 result_type=TaskResult,
                 start_to_close_timeout=timedelta(minutes=2),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(
-                    maximum_attempts=retries + 1, initial_interval=timedelta(seconds=0.1)
+                    maximum_attempts=retries + 1,
+                    initial_interval=timedelta(seconds=0.1),
                 ),
             )
             path = tasks[step] = result.path

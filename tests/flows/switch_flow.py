@@ -1,4 +1,5 @@
 """start switches on a parameter to `low` or `high`, both go to end."""
+
 from metaflow import FlowSpec, Parameter, step
 
 

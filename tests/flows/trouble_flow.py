@@ -1,4 +1,5 @@
 """start -> (boom, nap) -> join -> end: `boom` always fails, `nap` sleeps for a minute."""
+
 import subprocess
 import time
 

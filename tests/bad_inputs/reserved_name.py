@@ -1,0 +1,19 @@
+from metaflow import FlowSpec, step
+
+
+class ReservedNameFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.input)
+
+    @step
+    def input(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ReservedNameFlow()
