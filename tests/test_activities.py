@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import io
 import os
+import re
 import shutil
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from metaflow import Run, Task, namespace
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -29,9 +31,10 @@ from mf_temporal_codegen.runtime.embedded import run_embedded
 from mf_temporal_codegen.runtime.payloads import FlowRef, InitRequest, StepRequest
 from mf_temporal_codegen.runtime.worker import (
     ParamError,
-    build_worker,
     main,
     parse_params,
+    running_worker,
+    start_workflow,
 )
 
 FLOWS = Path(__file__).parent / "flows"
@@ -184,7 +187,7 @@ def test_cancel_kills_the_process_group(mf_env, monkeypatch):
         req = StepRequest(h.flow, h.run_id, "nap", "t-nap", (start.path,))
         task = asyncio.ensure_future(env.run(h.acts.step, req))
         deadline = time.monotonic() + 30
-        while not (procs := _processes_with(h.run_id)):
+        while not (procs := _processes_with(f"nap\0--run-id\0{h.run_id}\0")):
             assert time.monotonic() < deadline, "the step never started"
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
@@ -241,10 +244,11 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
 
     async def start_worker():
         # Workers must be created on the loop that runs them.
-        worker = build_worker(temporal_env.client, module, task_queue=queue)
-        return await worker.__aenter__()
+        running = running_worker(temporal_env.client, module, task_queue=queue)
+        await running.__aenter__()
+        return running
 
-    worker = temporal_env.run(start_worker())
+    running = temporal_env.run(start_worker())
     try:
         base = ["trigger", "--address", temporal_env.address, "--task-queue", queue]
         assert main(module, base + ["--param", "nope=1"]) == 2
@@ -260,7 +264,7 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
         ]
         assert main(module, base + args) == 0
     finally:
-        temporal_env.run(worker.__aexit__(None, None, None))
+        temporal_env.run(running.__aexit__(None, None, None))
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"pathspec: LinearFlow/temporal-{wid}"
     run = Run(f"LinearFlow/temporal-{wid}")
@@ -268,49 +272,90 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
     assert run["middle"].task.current_attempt == 1
 
 
-def _fake_generator(flow_file: Path, outdir: Path) -> list[Path]:
-    """Stands in for the real generator: the hand-written module and its flow."""
-    shutil.copy(flow_file, outdir / flow_file.name)
-    return [
-        Path(shutil.copy(FLOWS / "linear_workflow.py", outdir / "linear_workflow.py"))
-    ]
+def _use_fake_generator(monkeypatch, module_file: str) -> None:
+    """Stand in for the real generator: copy a hand-written module and its flow."""
+
+    def generate_to_dir(flow_file: Path, outdir: Path) -> list[Path]:
+        shutil.copy(flow_file, outdir / flow_file.name)
+        return [Path(shutil.copy(FLOWS / module_file, outdir / module_file))]
+
+    fake = types.ModuleType("mf_temporal_codegen.pipeline")
+    fake.generate_to_dir = generate_to_dir
+    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
+
+
+def _embedded(
+    flow: str, params: list[str], address: str | None
+) -> tuple[int, list[str]]:
+    out = io.StringIO()
+    code = asyncio.run(run_embedded(FLOWS / flow, params, address=address, out=out))
+    return code, out.getvalue().splitlines()
 
 
 def test_run_embedded_starts_everything_and_stops_it(mf_env, monkeypatch):
-    fake = types.ModuleType("mf_temporal_codegen.pipeline")
-    fake.generate_to_dir = _fake_generator
-    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
-    out = io.StringIO()
-    code = asyncio.run(
-        run_embedded(FLOWS / "linear_flow.py", ["alpha=2"], address=None, out=out)
-    )
-    lines = out.getvalue().splitlines()
-    assert code == 0, out.getvalue()
+    _use_fake_generator(monkeypatch, "linear_workflow.py")
+    code, lines = _embedded("linear_flow.py", ["alpha=2"], address=None)
+    assert code == 0, lines
     assert lines[-1].startswith("pathspec: LinearFlow/temporal-")
     assert any(
         line.startswith("workflow LinearFlow-")
-        and "/namespaces/default/workflows/" in line
+        and "/namespaces/default/workflows/LinearFlow-" in line
         for line in lines
     )
     assert "▶ start t (attempt 0)" in lines
     assert any(line.startswith("✗ middle t attempt 0 failed") for line in lines)
     assert any(line.startswith("✓ middle t ") for line in lines)
     assert Run(lines[-1].split(" ", 1)[1]).data.x == 21
-    assert not _processes_with("--ui-port")
+    ui_port = re.search(r"http://127.0.0.1:(\d+)/", "\n".join(lines)).group(1)
+    assert not _processes_with(f"--ui-port\0{ui_port}\0")
     assert not any("mf_temporal_run_" in p for p in sys.path)
 
 
+def test_run_embedded_reports_a_failed_run(mf_env, monkeypatch, temporal_env):
+    _use_fake_generator(monkeypatch, "trouble_workflow.py")
+    code, lines = _embedded("trouble_flow.py", [], address=temporal_env.address)
+    assert code == 1
+    assert any(line.startswith("✗ boom t attempt 0 failed") for line in lines)
+    assert any(line.startswith("✗ run failed:") for line in lines)
+    assert "ValueError: boom goes the step" in lines
+    assert lines[-1].startswith("pathspec: TroubleFlow/temporal-")
+    assert not Run(lines[-1].split(" ", 1)[1]).successful
+
+
 def test_run_embedded_rejects_bad_params(mf_env, monkeypatch, temporal_env):
-    fake = types.ModuleType("mf_temporal_codegen.pipeline")
-    fake.generate_to_dir = _fake_generator
-    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
-    out = io.StringIO()
-    code = asyncio.run(
-        run_embedded(
-            FLOWS / "linear_flow.py",
-            ["alpha=two"],
-            address=temporal_env.address,
-            out=out,
-        )
-    )
-    assert code == 2 and "alpha: 'two' is not valid int" in out.getvalue()
+    _use_fake_generator(monkeypatch, "linear_workflow.py")
+    code, lines = _embedded("linear_flow.py", ["alpha=two"], temporal_env.address)
+    assert code == 2 and "error: parameter alpha: 'two' is not valid int" in lines
+
+
+def test_cancelling_a_run_kills_its_running_task(mf_env, temporal_env):
+    from flows import trouble_workflow as module
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    wid = f"trouble-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> int:
+        async with running_worker(temporal_env.client, module, task_queue=queue):
+            handle = await start_workflow(
+                temporal_env.client,
+                module,
+                module.PARAMS(branch="nap"),
+                task_queue=queue,
+                workflow_id=wid,
+            )
+            deadline = time.monotonic() + 30
+            while not (procs := _processes_with(f"nap\0--run-id\0temporal-{wid}\0")):
+                assert time.monotonic() < deadline, "the nap step never started"
+                await asyncio.sleep(0.2)
+            (pgid,) = set(procs.values())
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+            # The cancel reaches the activity with the next heartbeat (every 5 s).
+            deadline = time.monotonic() + 15
+            while _group_alive(pgid):
+                assert time.monotonic() < deadline, "the task survived the cancel"
+                await asyncio.sleep(0.2)
+            return pgid
+
+    temporal_env.run(scenario())

@@ -23,9 +23,9 @@ from temporalio.client import Client, WorkflowFailureError
 from .devserver import DevServerError, dev_server
 from .worker import (
     ParamError,
-    build_worker,
     describe_failure,
     parse_params,
+    running_worker,
     start_workflow,
 )
 
@@ -65,7 +65,9 @@ async def run_embedded(
             progress = Progress(say)
             try:
                 with _quiet_activity_failures():
-                    return await _run(module, run_params, address, launcher, progress, say)
+                    return await _run(
+                        module, run_params, address, launcher, progress, say
+                    )
             except DevServerError as exc:
                 say(f"error: {exc}")
                 return 1
@@ -80,10 +82,16 @@ async def _run(module, params, address, launcher, progress, say) -> int:
             server = await stack.enter_async_context(dev_server(ui=True))
             client = server.client
         task_queue = f"mf-temporal-run-{uuid.uuid4().hex[:12]}"
-        worker = build_worker(
-            client, module, task_queue=task_queue, launcher=launcher, on_event=progress
+        await stack.enter_async_context(
+            running_worker(
+                client,
+                module,
+                task_queue=task_queue,
+                launcher=launcher,
+                on_event=progress,
+                fail_fast=True,
+            )
         )
-        await stack.enter_async_context(worker)
         handle = await start_workflow(client, module, params, task_queue=task_queue)
         url = server.workflow_url(handle.id) if server else None
         say(f"workflow {handle.id}" + (f": {url}" if url else f" on {address}"))

@@ -24,6 +24,7 @@ import importlib.machinery
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -182,9 +183,13 @@ class _Server:
                 stderr=self.log,
                 start_new_session=True,
             )
-        except OSError as exc:
-            raise ForkServerError(f"cannot start the fork server: {exc}") from exc
-        hello = self._handshake()
+            hello = self._handshake()
+        except BaseException as exc:
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ForkServerError(f"cannot start the fork server: {exc}") from exc
+            raise
         self.reads: dict[str, str | None] = hello["reads"]
         self.iterated: bool = hello["iterated"]
         self.cwd_read: bool = hello["cwd_read"]
@@ -197,7 +202,8 @@ class _Server:
         self.proc.stdout.close()
         if line:
             return json.loads(line)
-        self.stop()
+        self.proc.kill()
+        self.proc.wait()
         self.log.seek(0)
         detail = self.log.read().decode(errors="replace").strip()[-2000:]
         raise ForkServerError(f"the fork server did not start:\n{detail}")
@@ -233,37 +239,43 @@ class _Server:
         cached = self._shadow_cache.get(directory)
         if cached is None or cached[0] != stamp:
             names = _module_names(directory)
-            cached = self._shadow_cache[directory] = (stamp, bool(names & self.modules))
+            shadows = names & (self.modules | {"metaflow_extensions"})
+            cached = self._shadow_cache[directory] = (stamp, bool(shadows))
         return cached[1]
 
     async def spawn(self, argv: Sequence[str], env: dict, cwd: str) -> _ForkedProcess:
+        """Send one task; return once its child runs in its own session."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
-        pipes: list[int] = []
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        owned, writer, reply = [out_r, err_r], None, {}
+        request = {"argv": [os.fspath(a) for a in argv], "env": env, "cwd": cwd}
+        data = json.dumps(request).encode() + b"\n"
         try:
             try:
                 await loop.sock_connect(sock, self.path)
+                sock.setblocking(True)
+                sock.sendall(data[socket.send_fds(sock, [data], [out_w, err_w]) :])
             except OSError as exc:
                 raise _ServerGone from exc
-            request = {"argv": [os.fspath(a) for a in argv], "env": env, "cwd": cwd}
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            pipes = [out_r, err_r]
-            try:
-                sock.setblocking(True)
-                data = json.dumps(request).encode() + b"\n"
-                sock.sendall(data[socket.send_fds(sock, [data], [out_w, err_w]) :])
-                sock.setblocking(False)
             finally:
                 os.close(out_w), os.close(err_w)
+            sock.setblocking(False)
             reader, writer = await asyncio.open_unix_connection(sock=sock)
             reply = await _first_reply(reader)
-            stdout, stderr = await _stream(out_r), await _stream(err_r)
+            stdout = await _stream(owned.pop(0))
+            stderr = await _stream(owned.pop(0))
         except BaseException:
-            sock.close()
-            for fd in pipes:
+            if writer is None:
+                sock.close()
+            else:
+                writer.close()
+            for fd in owned:
                 os.close(fd)
+            if "pid" in reply:
+                _kill(reply["pid"])
             raise
         self.active += 1
         return _ForkedProcess(reply["pid"], stdout, stderr, reader, writer, self._done)
@@ -291,17 +303,23 @@ async def _first_reply(reader: asyncio.StreamReader) -> dict:
     except asyncio.CancelledError:
         reply = json.loads(await read or "{}")
         if "pid" in reply:
-            try:
-                os.killpg(reply["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(reply["pid"])
         raise
-    reply = json.loads(line or "{}")
+    if not line:  # nobody holds the other end: no child was forked
+        raise _ServerGone
+    reply = json.loads(line)
     if "pid" in reply:
         return reply
     if "errno" in reply:  # chdir failed, as subprocess's would
         raise OSError(reply["errno"], reply["error"])
-    raise ForkServerError(f"the fork server refused the task: {reply.get('error')}")
+    raise ForkServerError(f"the fork server refused the task: {reply}")
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 async def _stream(fd: int) -> asyncio.StreamReader:
@@ -367,11 +385,15 @@ def _stat(path: str) -> tuple | None:
 
 
 def _module_names(directory: str) -> set[str]:
-    """Names ``import`` would find as modules or regular packages in ``directory``."""
+    """Names ``import`` would find in ``directory``: modules, regular packages, and
+    ``metaflow_extensions`` (a namespace package Metaflow searches sys.path for)."""
     suffixes = importlib.machinery.all_suffixes()
     names = set()
     for entry in os.listdir(directory):
-        if os.path.isfile(os.path.join(directory, entry, "__init__.py")):
+        path = os.path.join(directory, entry)
+        if os.path.isfile(os.path.join(path, "__init__.py")) or (
+            entry == "metaflow_extensions" and os.path.isdir(path)
+        ):
             names.add(entry)
         names.update(entry[: -len(s)] for s in suffixes if entry.endswith(s))
     return names

@@ -28,11 +28,13 @@ STARTUP_MODULES = frozenset(sys.modules)
 import ast  # noqa: E402
 import atexit  # noqa: E402
 import builtins  # noqa: E402
+import contextlib  # noqa: E402
 import gc  # noqa: E402
 import importlib  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import os  # noqa: E402
 import selectors  # noqa: E402
 import shutil  # noqa: E402
@@ -44,16 +46,18 @@ import threading  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
 
-# What a `step` or `init` command imports beyond `import metaflow` (measured).
+# What a `step` or `init` command imports beyond `import metaflow`, minus the modules
+# whose import depends on the flow class (`metaflow.cli` and the commands it loads
+# lazily: `add_decorator_options` and `add_custom_parameters` read the flow at import).
 PRELOAD = (
     "metaflow",
-    "metaflow.cli",
-    "metaflow.cli_components.init_cmd",
-    "metaflow.cli_components.step_cmd",
     "metaflow.task",
     "metaflow.runtime",
-    "metaflow.procpoll",
+    "metaflow.system",
+    "metaflow.lint",
+    "metaflow.cli_components.utils",
 )
+FLOW_DEPENDENT = re.compile(r"metaflow\.(cli|.*_(cli|cmds?))$")
 REQUEST_LIMIT = 1 << 22
 
 
@@ -65,6 +69,8 @@ class Probe:
         self.writes: list[tuple[str, str | None]] = []
         self.iterated = False
         self.cwd_read = False
+        self.packages: set[str] = set()  # top-level names imported under the probe
+        self.output: dict[int, bytes] = {}  # what the imports wrote to fds 1 and 2
 
     def __enter__(self):
         probe, environ_cls = self, type(os.environ)
@@ -167,6 +173,8 @@ def thread_free_prefix(names: list[str]) -> list[str]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1), os.dup2(devnull, 2)
         ok = []
         for name in names:
             try:
@@ -185,18 +193,48 @@ def thread_free_prefix(names: list[str]) -> list[str]:
     return json.loads(data or b"[]")
 
 
+@contextlib.contextmanager
+def captured_output():
+    """Collect what fds 1 and 2 receive meanwhile (children replay it, see Guard)."""
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    files = {fd: os.memfd_create(f"preload-{fd}") for fd in (1, 2)}
+    output: dict[int, bytes] = {}
+    for fd, file in files.items():
+        os.dup2(file, fd)
+    try:
+        yield output
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        for fd, file in files.items():
+            os.dup2(saved[fd], fd)
+            os.close(saved[fd])
+            output[fd] = os.pread(file, os.fstat(file).st_size, 0)
+            os.close(file)
+        if sys.exc_info()[0] is not None:
+            os.write(2, output[2])
+
+
 def preload(flow_file: str | None) -> Probe:
     """Import Metaflow (and optionally the flow's installed imports) under a probe."""
-    with Probe() as probe:
-        for name in PRELOAD:
+    with captured_output() as output, Probe() as probe:
+        names = list(PRELOAD)
+        for name in names:
             importlib.import_module(name)
         if flow_file:
             sys.path.insert(0, os.path.dirname(os.path.realpath(flow_file)))
             try:
-                for name in thread_free_prefix(flow_imports(flow_file)):
+                names += thread_free_prefix(flow_imports(flow_file))
+                for name in names:
                     importlib.import_module(name)
             finally:
                 del sys.path[0]
+    probe.packages = {name.partition(".")[0] for name in names}
+    probe.output = output
+    flow_dependent = sorted(filter(FLOW_DEPENDENT.match, sys.modules))
+    if flow_dependent:
+        raise RuntimeError(
+            f"preloading imported flow-dependent modules {flow_dependent}"
+        )
     if thread_count() != 1:
         raise RuntimeError("preloading started threads; cannot fork safely")
     gc.freeze()  # children never scan (and copy-on-write) the preloaded objects
@@ -312,7 +350,70 @@ class Server:
         os.environ.clear()
         os.environ.update(request["env"])
         self.probe.replay_writes()
-        run_main(request["argv"])
+        run_main(request["argv"], Guard(self.probe, request))
+
+
+class Guard:
+    """Keeps a fork honest until user code first imports a preloaded package.
+
+    A flow may change the environment (or cwd) before it imports Metaflow, and a fresh
+    interpreter's Metaflow would see that change; ours was imported before. If such a
+    change touches anything the preload observed, the child ``execve``s a fresh
+    ``python argv...`` with the task's original env and cwd (same pid and session).
+    Output the flow already flushed before that point is then written twice. When
+    the window closes normally, the preload's own output (e.g. import-time warnings)
+    is written where the fresh interpreter's import would have written it.
+    """
+
+    def __init__(self, probe: Probe, request: dict):
+        self.probe, self.request = probe, request
+        self.active = False
+        self.real = type(os.environ), builtins.__import__, os.chdir
+
+    def install(self) -> None:
+        guard, environ_cls = self, self.real[0]
+
+        class Watched(environ_cls):
+            def __setitem__(self, key, value):
+                guard.changing(key, value)
+                super().__setitem__(key, value)
+
+            def __delitem__(self, key):
+                guard.changing(key, None)
+                super().__delitem__(key)
+
+        def importing(name, globals=None, locals=None, fromlist=(), level=0):
+            if guard.active and level == 0 and name.partition(".")[0] in probe.packages:
+                guard.uninstall()
+                for stream, data in ((sys.stdout, probe.output[1]), (sys.stderr, probe.output[2])):
+                    if data:
+                        stream.write(data.decode(sys.__stdout__.encoding, "replace"))
+            return guard.real[1](name, globals, locals, fromlist, level)
+
+        def chdir(path):
+            if guard.active and probe.cwd_read:
+                guard.fresh()
+            guard.real[2](path)
+
+        probe, self.active = self.probe, True
+        os.environ.__class__, builtins.__import__, os.chdir = Watched, importing, chdir
+
+    def uninstall(self) -> None:
+        self.active = False
+        os.environ.__class__, builtins.__import__, os.chdir = self.real
+
+    def changing(self, key: str, value: str | None) -> None:
+        if not self.active:
+            return
+        if self.probe.iterated or (
+            key in self.probe.reads and self.probe.reads[key] != value
+        ):
+            self.fresh()
+
+    def fresh(self) -> None:
+        argv = [sys.executable, *self.request["argv"]]
+        self.real[2](self.request["cwd"])
+        os.execve(sys.executable, argv, self.request["env"])
 
 
 def send(conn: socket.socket, message: dict) -> None:
@@ -322,7 +423,7 @@ def send(conn: socket.socket, message: dict) -> None:
         pass  # the worker stopped listening (e.g. it was cancelled)
 
 
-def run_main(argv: list[str]) -> None:
+def run_main(argv: list[str], guard: Guard) -> None:
     """Do what ``python argv[0] argv[1:]`` does after start-up, then ``os._exit``."""
     path, python = argv[0], sys.executable
     sys.argv = list(argv)
@@ -351,15 +452,21 @@ def run_main(argv: list[str]) -> None:
     for name, module in list(sys.modules.items()):
         if module is server_main:  # "__main__" and e.g. multiprocessing's "__mp_main__"
             sys.modules[name] = main
+    guard.install()
+    code, by_signal = 0, None
     try:
         exec(compile(source, file, "exec"), main.__dict__)
     except SystemExit as exc:
-        finish(exit_code(exc))
+        code = exit_code(exc)
     except BaseException as exc:
         # Like the interpreter: traceback without this frame, then exit 1 (or SIGINT).
-        sys.excepthook(type(exc), exc, exc.__traceback__.tb_next)
-        finish(1, signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
-    finish(0)
+        exc.__traceback__ = exc.__traceback__.tb_next
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        code = 1
+        if isinstance(exc, KeyboardInterrupt):
+            by_signal = signal.SIGINT
+    guard.uninstall()
+    finish(code, by_signal)
 
 
 def exit_code(exc: SystemExit) -> int:

@@ -35,6 +35,9 @@ class Launcher:
         """Start the process with piped stdout/stderr in a new session."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the launcher keeps between tasks (nothing by default)."""
+
     async def run(
         self,
         argv: Sequence[str],

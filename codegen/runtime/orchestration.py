@@ -77,6 +77,8 @@ class RunInfo:
     max_workers: int
     max_num_splits: int = MAX_NUM_SPLITS
     tags: tuple[str, ...] = ()
+    inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
+    chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,12 @@ class RunOptions:
     max_workers: int | None = None
     # added to the generated run tags
     tags: tuple[str, ...] = ()
+    # Metaflow's --max-num-splits
+    max_num_splits: int = MAX_NUM_SPLITS
+    # foreach fan-outs above this many activities run in chunked child workflows
+    inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
+    # activities per chunk child workflow
+    chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -238,9 +246,9 @@ class Run:
                 type="MetaflowTooManySplits",
                 non_retryable=True,
             )
-        if width * body_steps <= INLINE_ACTIVITY_LIMIT:
+        if width * body_steps <= self.info.inline_activity_limit:
             return await self.run_splits(parent, body, 0, width, self.info.max_workers)
-        size = max(1, CHUNK_ACTIVITY_LIMIT // body_steps)
+        size = max(1, self.info.chunk_activity_limit // body_steps)
         per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
 
@@ -338,6 +346,9 @@ async def execute(
         run_id=f"temporal-{workflow.info().first_execution_run_id}",
         max_workers=options.max_workers or max_workers,
         tags=tuple(sorted(set(flow.tags) | set(options.tags))),
+        max_num_splits=options.max_num_splits,
+        inline_activity_limit=options.inline_activity_limit,
+        chunk_activity_limit=options.chunk_activity_limit,
     )
     run = Run(info)
     workflow.logger.info("Metaflow run %s/%s", flow.name, info.run_id)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import inspect
 import json
 import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +31,7 @@ from temporalio.worker import Worker
 
 from .activities import MetaflowActivities
 from .launcher import Launcher, SubprocessLauncher
+from .orchestration import RunOptions
 
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them elsewhere).
@@ -105,15 +108,19 @@ def build_worker(
     module: ModuleType,
     *,
     task_queue: str,
-    launcher: str | Launcher = "subprocess",
+    launcher: Launcher,
     max_concurrent_activities: int | None = None,
     on_event: Callable[[dict], None] | None = None,
+    fail_fast: bool = False,
 ) -> Worker:
-    """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running)."""
+    """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
+
+    Create it inside the event loop that will run it. With ``fail_fast`` any exception
+    in workflow code fails the run; by default Temporal retries the workflow task
+    until a fixed worker is deployed (the run looks hung meanwhile).
+    """
     activities = MetaflowActivities(
-        Path(module.__file__).parent,
-        launcher=make_launcher(launcher),
-        on_event=on_event,
+        Path(module.__file__).parent, launcher=launcher, on_event=on_event
     )
     return Worker(
         client,
@@ -122,7 +129,38 @@ def build_worker(
         activities=[activities.init, activities.step],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        workflow_failure_exception_types=[Exception] if fail_fast else [],
     )
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    module: ModuleType,
+    *,
+    task_queue: str,
+    launcher: str | Launcher = "subprocess",
+    max_concurrent_activities: int | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    fail_fast: bool = False,
+) -> AsyncIterator[Worker]:
+    """Run a worker for the block; then shut it down and close the launcher
+    (only a launcher it made from a name: a given instance stays the caller's)."""
+    owned = make_launcher(launcher)
+    try:
+        async with build_worker(
+            client,
+            module,
+            task_queue=task_queue,
+            launcher=owned,
+            max_concurrent_activities=max_concurrent_activities,
+            on_event=on_event,
+            fail_fast=fail_fast,
+        ) as worker:
+            yield worker
+    finally:
+        if owned is not launcher:
+            owned.close()
 
 
 async def start_workflow(
@@ -132,11 +170,18 @@ async def start_workflow(
     *,
     task_queue: str,
     workflow_id: str | None = None,
+    options: RunOptions | None = None,
 ) -> WorkflowHandle:
-    """Start one run of ``module.WORKFLOW`` with a ``PARAMS`` instance."""
+    """Start one run of ``module.WORKFLOW`` with a ``PARAMS`` instance.
+
+    ``options`` goes along when ``run`` takes it: Temporal decodes arguments by
+    their type hints only when every parameter gets a value.
+    """
+    run = module.WORKFLOW.run
+    args = [params, options] if len(inspect.signature(run).parameters) > 2 else [params]
     return await client.start_workflow(
-        module.WORKFLOW.run,
-        params,
+        run,
+        args=args,
         id=workflow_id or f"{module.FLOW.name}-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
     )
@@ -149,10 +194,16 @@ async def run_workflow(
     *,
     task_queue: str,
     workflow_id: str | None = None,
+    options: RunOptions | None = None,
 ) -> Any:
     """Start one run and wait for its result (raises ``WorkflowFailureError``)."""
     handle = await start_workflow(
-        client, module, params, task_queue=task_queue, workflow_id=workflow_id
+        client,
+        module,
+        params,
+        task_queue=task_queue,
+        workflow_id=workflow_id,
+        options=options,
     )
     return await handle.result()
 
@@ -186,7 +237,10 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(module, args, launcher))
+    try:
+        return asyncio.run(_serve(module, args, launcher))
+    finally:
+        launcher.close()
 
 
 def _parser(module: ModuleType) -> argparse.ArgumentParser:
@@ -208,6 +262,10 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     trigger.add_argument("--workflow-id", default=None)
+    trigger.add_argument(
+        "--max-workers", type=int, default=None, help="foreach tasks at once"
+    )
+    trigger.add_argument("--tag", action="append", default=[], help="run tag")
     return parser
 
 
@@ -219,20 +277,19 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = build_worker(
-        client,
-        module,
-        task_queue=args.task_queue,
-        launcher=launcher,
-        max_concurrent_activities=args.max_concurrent_activities,
-    )
     print(
         f"worker for {module.FLOW.name} on {args.address} "
         f"(namespace {args.namespace}, task queue {args.task_queue}, "
         f"launcher {launcher.name}); Ctrl-C to stop",
         flush=True,
     )
-    async with worker:
+    async with running_worker(
+        client,
+        module,
+        task_queue=args.task_queue,
+        launcher=launcher,
+        max_concurrent_activities=args.max_concurrent_activities,
+    ):
         await stop.wait()
         print("shutting down: waiting for running tasks", flush=True)
     return 0
@@ -240,8 +297,14 @@ async def _serve(
 
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
     client = await Client.connect(args.address, namespace=args.namespace)
+    options = RunOptions(max_workers=args.max_workers, tags=tuple(args.tag))
     handle = await start_workflow(
-        client, module, params, task_queue=args.task_queue, workflow_id=args.workflow_id
+        client,
+        module,
+        params,
+        task_queue=args.task_queue,
+        workflow_id=args.workflow_id,
+        options=options,
     )
     print(f"workflow: {handle.id} (task queue {args.task_queue})", flush=True)
     try:

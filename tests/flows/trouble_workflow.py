@@ -1,4 +1,5 @@
-"""Hand-written stand-in for a generated module: TroubleFlow's start, then boom."""
+"""Hand-written stand-in for a generated module: TroubleFlow's start, then one
+branch (``boom`` fails, ``nap`` sleeps)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ TASK_QUEUE = "TroubleFlow"
 
 @dataclasses.dataclass(frozen=True)
 class TroubleFlowParams:
-    pass
+    branch: str = "boom"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +43,14 @@ class TroubleFlowWorkflow:
             result_type=str,
             start_to_close_timeout=timedelta(minutes=2),
         )
-        for step in ("start", "boom"):
+        for step in ("start", params.branch):
             try:
                 result = await workflow.execute_activity(
                     "metaflow_step",
                     StepRequest(FLOW, run_id, step, "t", (path,)),
                     result_type=TaskResult,
                     start_to_close_timeout=timedelta(minutes=2),
+                    heartbeat_timeout=timedelta(seconds=10),
                     retry_policy=RetryPolicy(maximum_attempts=1),
                 )
             except ActivityError as err:
