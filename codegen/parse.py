@@ -293,7 +293,7 @@ def _build_flow(loader: _Loader, cls: _ClassDef, sha: str) -> m.Flow:
     for link in _lineage(loader, cls):
         for deco in link.node.decorators:
             d = _decorator(link.source, deco)
-            _check_flow_decorator(d)
+            _check_supported(d, "flow decorator", SUPPORTED_FLOW_DECORATORS)
             decorators[d.name] = d
         for stmt in link.node.body.body:
             if isinstance(stmt, cst.FunctionDef):
@@ -333,19 +333,19 @@ def _docstring(node: cst.ClassDef | cst.FunctionDef) -> str:
     return doc or ""
 
 
-def _check_flow_decorator(d: m.Decorator) -> None:
+def _check_supported(d: m.Decorator, what: str, supported: frozenset[str], extra: str = "") -> None:
+    """Reject a Metaflow decorator the generated workflow cannot honour."""
     if d.origin != METAFLOW:
         return
     if d.name in UNSUPPORTED_HINTS:
-        raise CodegenError(
-            d.pos, f"unsupported flow decorator @{d.name}", UNSUPPORTED_HINTS[d.name]
-        )
-    if d.name not in SUPPORTED_FLOW_DECORATORS:
+        raise CodegenError(d.pos, f"unsupported {what} @{d.name}", UNSUPPORTED_HINTS[d.name])
+    if d.name not in supported:
         raise CodegenError(
             d.pos,
-            f"unsupported flow decorator @{d.name}",
-            "supported flow decorators: "
-            + ", ".join(f"@{n}" for n in sorted(SUPPORTED_FLOW_DECORATORS)),
+            f"unsupported {what} @{d.name}",
+            f"supported Metaflow {what}s: "
+            + ", ".join(f"@{n}" for n in sorted(supported))
+            + extra,
         )
 
 
@@ -509,7 +509,7 @@ def _step(source: _Source, fn: cst.FunctionDef) -> m.Step | None:
                 )
     decorators = tuple(_decorator(source, d) for d in others)
     for d in decorators:
-        _check_step_decorator(d)
+        _check_supported(d, "decorator", SUPPORTED_STEP_DECORATORS, " (and your own step decorators)")
     name = fn.name.value
     num_args = len(fn.params.posonly_params) + len(fn.params.params)
     transition = _transition(source, fn)
@@ -528,23 +528,6 @@ def _step(source: _Source, fn: cst.FunctionDef) -> m.Step | None:
         is_start=flags.get("start", False),
         is_end=flags.get("end", False),
     )
-
-
-def _check_step_decorator(d: m.Decorator) -> None:
-    if d.origin != METAFLOW:
-        return
-    if d.name in UNSUPPORTED_HINTS:
-        raise CodegenError(
-            d.pos, f"unsupported decorator @{d.name}", UNSUPPORTED_HINTS[d.name]
-        )
-    if d.name not in SUPPORTED_STEP_DECORATORS:
-        raise CodegenError(
-            d.pos,
-            f"unsupported decorator @{d.name}",
-            "supported Metaflow step decorators: "
-            + ", ".join(f"@{n}" for n in sorted(SUPPORTED_STEP_DECORATORS))
-            + " (and your own step decorators)",
-        )
 
 
 _FORMS = (

@@ -114,6 +114,17 @@ def test_linear_flow_parameters_retries_and_logs(mf_env):
     assert ("failed", "middle", 0) in events and ("finished", "middle", 1) in events
 
 
+def test_fork_launcher_is_pluggable(mf_env):
+    forkserver = pytest.importorskip("mf_temporal_codegen.runtime.forkserver")
+    h = Harness(FlowRef("LinearFlow", "linear_flow.py"))
+    h.acts = MetaflowActivities(FLOWS, launcher=forkserver.ForkServerLauncher())
+    try:
+        start = h.step("start", "t", [h.init(**{"greeting-text": "forked"})])
+    finally:
+        h.acts.launcher.close()
+    assert Task(f"{h.pathspec}/{start.step}/t").stdout == "start says forked\n"
+
+
 def test_foreach_reads_back_num_splits_and_joins_in_order(mf_env):
     h = Harness(FlowRef("ForeachFlow", "foreach_flow.py"))
     start = h.step("start", "t", [h.init()], read_num_splits=True)

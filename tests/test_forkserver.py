@@ -194,8 +194,9 @@ SCRIPTS = {
         """),
 }
 
-# Metaflow prints debug lines, and Python a DeprecationWarning, while importing.
-SCRIPT_ENV = {"import-output": {"METAFLOW_DEBUG_EXT": "1",
+# Metaflow prints debug lines (some in set order: fix the hash seed), and Python a
+# DeprecationWarning, while importing.
+SCRIPT_ENV = {"import-output": {"METAFLOW_DEBUG_EXT": "1", "PYTHONHASHSEED": "0",
                                 "PYTHONWARNINGS": "always::DeprecationWarning"}}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from metaflow import metaflow_config_funcs
 from metaflow.datastore import FlowDataStore
+from metaflow.datastore.exceptions import DataException
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import parse
 from metaflow.plugins import DATASTORES
@@ -208,7 +209,7 @@ class _Task:
         """Whether some attempt of this task completed (its done marker exists)."""
         try:
             self.store.get_task_datastore(self.run_id, self.step, self.task_id)
-        except Exception:
+        except DataException:
             return False
         return True
 
