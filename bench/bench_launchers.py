@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from mf_temporal_codegen.runtime.forkserver import ForkServerLauncher
 from mf_temporal_codegen.runtime.launcher import SubprocessLauncher
 
-FLOW = '''
+FLOW = """
 from metaflow import FlowSpec, step
 
 
@@ -38,7 +39,7 @@ class BenchFlow(FlowSpec):
 
 if __name__ == "__main__":
     BenchFlow()
-'''
+"""
 TOP = [
     "--quiet",
     "--no-pylint",
@@ -80,9 +81,20 @@ class Bench:
         self.count += 1
         return self.task(
             launcher,
-            ["step", "start", "--run-id", run_id, "--task-id", f"t{self.count}",
-             "--input-paths", f"{run_id}/_parameters/p", "--retry-count", "0",
-             "--max-user-code-retries", "0"],
+            [
+                "step",
+                "start",
+                "--run-id",
+                run_id,
+                "--task-id",
+                f"t{self.count}",
+                "--input-paths",
+                f"{run_id}/_parameters/p",
+                "--retry-count",
+                "0",
+                "--max-user-code-retries",
+                "0",
+            ],
         )
 
     async def measure(self, launcher, n: int, m: int, concurrency: int) -> dict:
@@ -104,14 +116,17 @@ class Bench:
         }
 
 
-def import_time(repeat: int = 5) -> float:
-    """Median wall time of ``python -c "import metaflow"``."""
-    times = []
+def import_time(repeat: int = 5) -> tuple[float, float]:
+    """Median wall and CPU time of ``python -c "import metaflow"``."""
+    walls, cpus = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import metaflow"], check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 async def main(n: int, m: int, concurrency: int) -> None:
@@ -123,18 +138,27 @@ async def main(n: int, m: int, concurrency: int) -> None:
         server_start = time.perf_counter() - start
         try:
             results = {
-                "subprocess": await bench.measure(SubprocessLauncher(), n, m, concurrency),
+                "subprocess": await bench.measure(
+                    SubprocessLauncher(), n, m, concurrency
+                ),
                 "fork": await bench.measure(fork, n, m, concurrency),
             }
         finally:
             fork.close()
-    print(f"python -c 'import metaflow': {import_time() * 1000:.0f} ms")
+    wall, cpu = import_time()
+    print(
+        f"python -c 'import metaflow': {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU"
+    )
     print(f"fork server start (once per worker/context): {server_start * 1000:.0f} ms")
-    print(f"{'launcher':<12}{'median/task':>14}{'min/task':>12}"
-          f"{f'tasks/s ({m}, c={concurrency})':>24}")
+    print(
+        f"{'launcher':<12}{'median/task':>14}{'min/task':>12}"
+        f"{f'tasks/s ({m}, c={concurrency})':>24}"
+    )
     for name, r in results.items():
-        print(f"{name:<12}{r['median'] * 1000:>11.0f} ms{r['min'] * 1000:>9.0f} ms"
-              f"{r['throughput']:>24.1f}")
+        print(
+            f"{name:<12}{r['median'] * 1000:>11.0f} ms{r['min'] * 1000:>9.0f} ms"
+            f"{r['throughput']:>24.1f}"
+        )
 
 
 if __name__ == "__main__":

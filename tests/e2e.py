@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mf_temporal_codegen.runtime.worker import build_worker, start_workflow
 
 def run_locally(flow_file: Path, *args: str) -> str:
     """``python flow.py run``; returns the run pathspec."""
-    id_file = flow_file.parent / f".run-id-{uuid.uuid4().hex}"
+    id_file = Path(tempfile.mkdtemp()) / "run-id"
     try:
         done = subprocess.run(
             [sys.executable, flow_file.name, "--no-pylint", "--metadata=local", "--datastore=local",
@@ -47,7 +48,7 @@ def run_on_temporal(temporal_env, module, params=None, *, launcher="subprocess",
     async def go():
         import asyncio
 
-        worker = build_worker(temporal_env.client, module, task_queue=queue, launcher=launcher, on_event=on_event)
+        worker = build_worker(temporal_env.client, module, task_queue=queue, launcher=launcher, on_event=on_event, fail_fast=True)
         async with worker:
             handle = await temporal_env.client.start_workflow(
                 module.WORKFLOW.run, args=[params, options], id=f"{module.FLOW.name}-{uuid.uuid4().hex[:8]}",

@@ -96,7 +96,7 @@ def test_linear_flow_parameters_retries_and_logs(mf_env):
     assert "exit code 1" in err.message and "flaky on the first attempt" in err.message
     middle = h.step("middle", "t-mid", [start.path], attempt=2, max_user_code_retries=2)
     assert middle.attempt == 1
-    h.step("end", "t-end", [middle.path])
+    h.step("end", "t-end", [middle.path], env={"FROM_ENVIRONMENT_DECO": "yes"})
 
     run = Run(h.pathspec)
     assert run.successful and run.data.x == 31
@@ -105,6 +105,7 @@ def test_linear_flow_parameters_retries_and_logs(mf_env):
     assert "start says yo" in run["start"].task.stdout
     end = run["end"].task
     assert (end.data.alpha, end.data.greeting, end.data.weights) == (3, "yo", {"b": 2})
+    assert end.stdout == "end x 31 env yes\n"
     mid = run["middle"].task
     assert mid.current_attempt == 1 and mid.stdout == "middle attempt 1\n"
     first = Task(mid.pathspec, attempt=0)
@@ -264,6 +265,8 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
         base = ["trigger", "--address", temporal_env.address, "--task-queue", queue]
         assert main(module, base + ["--param", "nope=1"]) == 2
         assert "unknown parameter 'nope'" in capsys.readouterr().err
+        assert main(module, ["trigger", "--address", "127.0.0.1:1"]) == 1
+        assert "cannot reach Temporal at 127.0.0.1:1" in capsys.readouterr().err
         wid = f"linear-{uuid.uuid4().hex[:8]}"
         args = [
             "--param",

@@ -3,7 +3,7 @@ typed parameters, run ids, failures."""
 
 from __future__ import annotations
 
-import os
+import subprocess
 import time
 
 import pytest
@@ -53,8 +53,8 @@ def test_run_ids_are_unique_for_runs_and_long_flow_names(tmp_path, temporal_env,
 
 
 def _pids_running(pattern: str) -> list[str]:
-    out = os.popen(f"pgrep -f '{pattern}'").read().split()
-    return out
+    done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return done.stdout.split()
 
 
 def test_failing_step_fails_the_workflow_and_cancels_siblings(tmp_path, temporal_env, mf_env):

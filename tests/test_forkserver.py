@@ -68,15 +68,29 @@ class Runner:
         return code, _messages(out), _messages(err)
 
     async def init(self, run_id: str, flow=FLOW, **env):
-        code, _, err = await self.run([flow, *TOP, "init", "--run-id", run_id,
-                                       "--task-id", "t-params"], **env)
+        code, _, err = await self.run(
+            [flow, *TOP, "init", "--run-id", run_id, "--task-id", "t-params"], **env
+        )
         assert code == 0, err
 
     def start(self, run_id: str, task_id: str = "t", flow=FLOW, **env):
         return self.run(
-            [flow, *TOP, "step", "start", "--run-id", run_id, "--task-id", task_id,
-             "--input-paths", f"{run_id}/_parameters/t-params", "--retry-count", "0",
-             "--max-user-code-retries", "0"],
+            [
+                flow,
+                *TOP,
+                "step",
+                "start",
+                "--run-id",
+                run_id,
+                "--task-id",
+                task_id,
+                "--input-paths",
+                f"{run_id}/_parameters/t-params",
+                "--retry-count",
+                "0",
+                "--max-user-code-retries",
+                "0",
+            ],
             **env,
         )
 
@@ -131,8 +145,11 @@ def test_env_decides_datastore_root(tmp_path, fork, monkeypatch):
 
     async def main():
         for root in roots:
-            runner = Runner(fork, tmp_path, {
-                **os.environ, "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root)})
+            runner = Runner(
+                fork,
+                tmp_path,
+                {**os.environ, "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root)},
+            )
             await runner.init(root.name)
             code, _, err = await runner.start(root.name)
             assert code == 0, err
@@ -153,7 +170,8 @@ def test_failing_steps_exit_like_subprocess(mf_env, tmp_path, fork):
                 await runner.init(run_id, METAFLOW_INIT_MODE=mode)
                 code, _, err = await runner.start(run_id)
                 codes[runner.launcher.name, mode] = code, any(
-                    "probe failure" in line for line in err)
+                    "probe failure" in line for line in err
+                )
         return codes
 
     codes = asyncio.run(main())
@@ -196,8 +214,13 @@ SCRIPTS = {
 
 # Metaflow prints debug lines (some in set order: fix the hash seed), and Python a
 # DeprecationWarning, while importing.
-SCRIPT_ENV = {"import-output": {"METAFLOW_DEBUG_EXT": "1", "PYTHONHASHSEED": "0",
-                                "PYTHONWARNINGS": "always::DeprecationWarning"}}
+SCRIPT_ENV = {
+    "import-output": {
+        "METAFLOW_DEBUG_EXT": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONWARNINGS": "always::DeprecationWarning",
+    }
+}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
@@ -214,8 +237,15 @@ def test_script_semantics_match_subprocess(name, tmp_path, fork):
 
     fresh, forked = asyncio.run(main())
     assert forked == fresh
-    expected = {"ok": 0, "exception": 1, "exit-none": 0, "exit-int": 7, "exit-str": 1,
-                "keyboard-interrupt": -signal.SIGINT, "sigkill": -signal.SIGKILL}
+    expected = {
+        "ok": 0,
+        "exception": 1,
+        "exit-none": 0,
+        "exit-int": 7,
+        "exit-str": 1,
+        "keyboard-interrupt": -signal.SIGINT,
+        "sigkill": -signal.SIGKILL,
+    }
     assert fresh[0] == expected.get(name, 0)
     if name == "import-output":
         assert len(fresh[2]) > 10 and fresh[1] == ["before", "after"]
@@ -310,24 +340,35 @@ def test_shadowing_module_runs_in_fresh_interpreter(mf_env, tmp_path, fork):
         return outs
 
     assert asyncio.run(main()) == {
-        "subprocess": "shadow module imported", "fork": "shadow module imported"}
+        "subprocess": "shadow module imported",
+        "fork": "shadow module imported",
+    }
 
 
 def test_server_that_cannot_start_raises(tmp_path):
     launcher = ForkServerLauncher()
-    env = {**os.environ, "METAFLOW_PROFILE": "no-such-profile",
-           "METAFLOW_HOME": str(tmp_path)}
+    env = {
+        **os.environ,
+        "METAFLOW_PROFILE": "no-such-profile",
+        "METAFLOW_HOME": str(tmp_path),
+    }
     with pytest.raises(ForkServerError, match="no-such-profile"):
         asyncio.run(launcher.start(env, tmp_path))
     with pytest.raises(ForkServerError, match="cannot start"):
-        asyncio.run(ForkServerLauncher(python=sys.executable + "-missing").start(
-            dict(os.environ), tmp_path))
+        asyncio.run(
+            ForkServerLauncher(python=sys.executable + "-missing").start(
+                dict(os.environ), tmp_path
+            )
+        )
     launcher.close()
 
 
 def test_server_exits_with_its_worker(tmp_path):
     worker = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""\
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""\
             import asyncio, os, time
             from mf_temporal_codegen.runtime.forkserver import ForkServerLauncher
             launcher = ForkServerLauncher()
@@ -335,7 +376,8 @@ def test_server_exits_with_its_worker(tmp_path):
             server = launcher._servers[0]
             print(server.proc.pid, server.dir, flush=True)
             time.sleep(60)
-            """)],
+            """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -356,3 +398,31 @@ def _alive(pid: int) -> bool:
             return re.sub(r".*\) ", "", f.read()).split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_preloaded_flow_imports_stay_fresh(tmp_path):
+    """Installed modules a flow imports are preloaded; modules next to it never are."""
+    (tmp_path / "helper.py").write_text("VALUE = 'v1'\n")
+    (tmp_path / "script.py").write_text(
+        "import colorsys\nimport helper\nprint(colorsys.rgb_to_hsv(1, 0, 0), helper.VALUE)\n"
+    )
+    fork = ForkServerLauncher(preload_flow_imports=True)
+
+    async def main():
+        runners = [
+            Runner(SubprocessLauncher(), tmp_path, dict(os.environ), tmp_path),
+            Runner(fork, tmp_path, dict(os.environ), tmp_path),
+        ]
+        first = [await r.run(["script.py"]) for r in runners]
+        (tmp_path / "helper.py").write_text("VALUE = 'v2'\n")
+        second = [await r.run(["script.py"]) for r in runners]
+        return first, second
+
+    try:
+        (fresh1, forked1), (fresh2, forked2) = asyncio.run(main())
+        [server] = fork._servers
+        assert "colorsys" in server.modules and "helper" not in server.modules
+    finally:
+        fork.close()
+    assert forked1 == fresh1 == (0, ["(0.0, 1.0, 1) v1"], [])
+    assert forked2 == fresh2 == (0, ["(0.0, 1.0, 1) v2"], [])

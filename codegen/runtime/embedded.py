@@ -18,11 +18,13 @@ from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 
 from .devserver import DevServerError, dev_server
 from .worker import (
+    ConnectError,
     ParamError,
+    connect,
     describe_failure,
     parse_params,
     running_worker,
@@ -68,7 +70,7 @@ async def run_embedded(
                     return await _run(
                         module, run_params, address, launcher, progress, say
                     )
-            except DevServerError as exc:
+            except (DevServerError, ConnectError) as exc:
                 say(f"error: {exc}")
                 return 1
 
@@ -76,7 +78,7 @@ async def run_embedded(
 async def _run(module, params, address, launcher, progress, say) -> int:
     async with AsyncExitStack() as stack:
         if address:
-            client = await Client.connect(address)
+            client = await connect(address)
             server = None
         else:
             server = await stack.enter_async_context(dev_server(ui=True))

@@ -1,20 +1,27 @@
 """Fork-server launcher: each task forks from an interpreter that already imported Metaflow.
 
-A fresh ``python flow.py ...`` spends ~0.3 s importing Metaflow. ``ForkServerLauncher``
-keeps a server process per *import context* (see :mod:`.forkserver_child`) that imported
+A fresh ``python flow.py ...`` spends ~0.3 s CPU importing Metaflow. ``ForkServerLauncher``
+keeps a server process (:mod:`.forkserver_child`) per *import context* that imported
 Metaflow once and forks a child per task; the child runs the flow file as ``__main__``
-exactly like ``python flow.py`` would (same argv, env, cwd, ``sys.path[0]``, exit codes,
-signals, session), with stdout/stderr on pipes owned by the worker.
+like ``python flow.py`` would (argv, env, cwd, ``sys.path[0]``, ``__main__`` attributes,
+exit codes and signals, its own session, its command line in ``ps``), with stdout and
+stderr on pipes owned by the worker, so ``Launcher.run`` works unchanged.
 
-What a child could inherit from the server is what the server's imports captured. The
-server records which environment variables they read (and whether they read the cwd);
-a task is only sent to a server whose start-up environment agrees on all of those, on the
-interpreter's own start-up variables (``PYTHON*``, locale, ``TZ``) and on the Metaflow
-config files ``metaflow_config`` reads at import (``$METAFLOW_HOME/config*.json`` and the
-cwd's ``.metaflow/config.json``). Otherwise a new server is started for that context, so
-e.g. tasks with different ``METAFLOW_DATASTORE_SYSROOT_LOCAL`` never share a server. If a
-file next to the flow would shadow a pre-imported module, that task runs in a fresh
-interpreter instead.
+No configuration leaks between tasks: the server records which environment variables
+its imports read (and whether they read the cwd), and a task only goes to a server
+whose start-up environment agrees on all of those, on the interpreter's own start-up
+variables (``PYTHON*``, locale, ``TZ``) and on the Metaflow config files read at import
+(``$METAFLOW_HOME/config*.json``, the cwd's ``.metaflow/config.json``); otherwise a new
+server is started for that context. So tasks with different
+``METAFLOW_DATASTORE_SYSROOT_LOCAL`` never share a server, while per-task variables
+(``METAFLOW_INIT_*``, ``@environment`` vars, ``USERNAME``) do not matter. A task runs in
+a fresh interpreter instead when a file next to the flow would shadow a pre-imported
+module, and re-``exec``s one when the flow changes a recorded variable before it imports
+Metaflow.
+
+Known differences from a fresh interpreter: children share the server's string hash
+seed (set ``PYTHONHASHSEED`` to make both deterministic), and packages installed or
+upgraded while a server runs are seen only by servers started afterwards.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ START_TIMEOUT_SECONDS = 60.0
 STREAM_LIMIT = 2**16
 # Variables the interpreter itself reads (at C level) when it starts.
 STARTUP_VARS = ("PYTHON", "LC_", "LANG", "TZ")
+# Bytes of argv the server reserves so that children can show their own command line.
+ARGV_ROOM = 4096
 
 
 class ForkServerError(RuntimeError):
@@ -144,7 +153,9 @@ class ForkServerLauncher(Launcher):
                     (s for s in self._servers if s.alive() and not s.active),
                     key=lambda s: s.last_used,
                 )
-                dead += idle[: max(0, len(self._servers) - len(dead) - self.max_servers)]
+                dead += idle[
+                    : max(0, len(self._servers) - len(dead) - self.max_servers)
+                ]
                 self._servers = [s for s in self._servers if s not in dead]
             for old in dead:
                 old.stop()
@@ -172,10 +183,17 @@ class _Server:
         self.dir = tempfile.mkdtemp(prefix="mf-forkserver-")
         self.path = os.path.join(self.dir, "sock")
         self.log = tempfile.TemporaryFile()
-        args = [python, "-m", SERVER_MODULE, self.dir]
+        args = [
+            python,
+            "-m",
+            SERVER_MODULE,
+            self.dir,
+            context.flow or "",
+            " " * ARGV_ROOM,
+        ]
         try:
             self.proc = subprocess.Popen(
-                args + ([context.flow] if context.flow else []),
+                args,
                 env=context.env,
                 cwd=context.cwd,
                 stdin=subprocess.PIPE,
@@ -200,8 +218,10 @@ class _Server:
         ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_SECONDS)
         line = self.proc.stdout.readline() if ready else b""
         self.proc.stdout.close()
-        if line:
+        try:
             return json.loads(line)
+        except ValueError:
+            pass
         self.proc.kill()
         self.proc.wait()
         self.log.seek(0)
@@ -341,6 +361,8 @@ class _ForkedProcess:
     async def _watch(self, reader, writer, done) -> int:
         try:
             line = await reader.readline()
+        except ConnectionError:
+            line = b""
         finally:
             writer.close()
             done()

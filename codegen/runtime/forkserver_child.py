@@ -1,21 +1,19 @@
 """The fork server process: import Metaflow once, then fork one child per task.
 
 Started by :class:`~mf_temporal_codegen.runtime.forkserver.ForkServerLauncher` as
-``python -m mf_temporal_codegen.runtime.forkserver_child DIR [FLOW_FILE]`` with the
-environment and cwd of the first task it serves. It imports :data:`PRELOAD` while
-recording what that import observed of the process (environment variables read or
-written, whether the cwd was read), prints that record as one JSON line on stdout,
-then serves requests on the Unix socket ``DIR/sock``; the launcher only sends it tasks
-whose environment agrees on everything recorded, so a child sees the same module-level
-configuration (``metaflow_config`` reads ~150 ``METAFLOW_*`` variables and the cwd's
-``.metaflow/config.json`` at import) as a fresh interpreter would.
+``python -m mf_temporal_codegen.runtime.forkserver_child DIR FLOW_FILE|"" PADDING`` with
+the environment and cwd of the first task it serves (PADDING reserves argv memory that
+children overwrite with their own command line, for ``ps``). It imports :data:`PRELOAD`
+under a :class:`Probe` that records what the imports observed (environment variables
+read or written, the cwd, attributes put on ``__main__``, output), prints that record as
+one JSON line on stdout, then serves tasks on the Unix socket ``DIR/sock``.
 
 One connection is one task: the request is a JSON line ``{"argv", "env", "cwd"}`` sent
 with the write ends of the task's stdout/stderr pipes (SCM_RIGHTS). The child starts a
-new session, reports ``{"pid"}`` itself (so the worker can ``killpg`` it at once), and
+new session, reports ``{"pid"}`` itself (so the worker may ``killpg`` it at once), and
 runs the flow file as ``__main__``; the server reaps it and reports ``{"status"}`` (a
-raw wait status). The server is single-threaded and exits when its stdin (a pipe from
-the worker) closes.
+raw wait status). The server is single-threaded, never runs user code itself, and
+exits when its stdin (a pipe from the worker) closes.
 """
 
 from __future__ import annotations
@@ -34,8 +32,8 @@ import importlib  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import selectors  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -62,7 +60,8 @@ REQUEST_LIMIT = 1 << 22
 
 
 class Probe:
-    """Records what imports observe of the environment and the cwd."""
+    """Records what imports observe of the environment and the cwd, and what they
+    add to ``__main__`` (Metaflow puts its namedtuple classes there for pickling)."""
 
     def __init__(self):
         self.reads: dict[str, str | None] = {}
@@ -71,18 +70,18 @@ class Probe:
         self.cwd_read = False
         self.packages: set[str] = set()  # top-level names imported under the probe
         self.output: dict[int, bytes] = {}  # what the imports wrote to fds 1 and 2
+        self.main_attrs: dict[str, object] = {}
 
     def __enter__(self):
         probe, environ_cls = self, type(os.environ)
         self._saved = environ_cls, os.getcwd, os.getcwdb
+        self._main = dict(vars(sys.modules["__main__"]))
 
         class Recording(environ_cls):
             def __getitem__(self, key):
+                value = None
                 try:
                     value = super().__getitem__(key)
-                except KeyError:
-                    value = None
-                    raise
                 finally:
                     if all(key != k for k, _ in probe.writes):
                         probe.reads.setdefault(key, value)
@@ -117,6 +116,12 @@ class Probe:
 
     def __exit__(self, *exc):
         os.environ.__class__, os.getcwd, os.getcwdb = self._saved
+        main = vars(sys.modules["__main__"])
+        self.main_attrs = {
+            k: v
+            for k, v in main.items()
+            if k not in self._main or self._main[k] is not v
+        }
 
     def replay_writes(self) -> None:
         """Apply the environment changes the imports made (on top of a task's env)."""
@@ -156,7 +161,9 @@ def flow_imports(flow_file: str) -> list[str]:
             return True
         return bool(origin) and os.path.realpath(origin).startswith(roots)
 
-    return [n for n in dict.fromkeys(names) if not n.startswith("metaflow") and installed(n)]
+    return [
+        n for n in dict.fromkeys(names) if not n.startswith("metaflow") and installed(n)
+    ]
 
 
 def thread_count() -> int:
@@ -216,19 +223,19 @@ def captured_output():
 
 def preload(flow_file: str | None) -> Probe:
     """Import Metaflow (and optionally the flow's installed imports) under a probe."""
+    extra: list[str] = []
     with captured_output() as output, Probe() as probe:
-        names = list(PRELOAD)
-        for name in names:
+        for name in PRELOAD:
             importlib.import_module(name)
         if flow_file:
             sys.path.insert(0, os.path.dirname(os.path.realpath(flow_file)))
             try:
-                names += thread_free_prefix(flow_imports(flow_file))
-                for name in names:
+                extra = thread_free_prefix(flow_imports(flow_file))
+                for name in extra:
                     importlib.import_module(name)
             finally:
                 del sys.path[0]
-    probe.packages = {name.partition(".")[0] for name in names}
+    probe.packages = {name.partition(".")[0] for name in (*PRELOAD, *extra)}
     probe.output = output
     flow_dependent = sorted(filter(FLOW_DEPENDENT.match, sys.modules))
     if flow_dependent:
@@ -294,7 +301,10 @@ class Server:
                 conn.close()
 
     def accept(self) -> None:
-        conn, _ = self.listener.accept()
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:  # e.g. out of file descriptors: the worker's connect fails
+            return
         fds: list[int] = []
         try:
             conn.settimeout(10)
@@ -347,10 +357,25 @@ class Server:
             os._exit(127)
         send(conn, {"pid": os.getpid()})
         conn.close()
+        set_cmdline([sys.executable, *request["argv"]])
         os.environ.clear()
         os.environ.update(request["env"])
         self.probe.replay_writes()
         run_main(request["argv"], Guard(self.probe, request))
+
+
+def set_cmdline(argv: list[str]) -> None:
+    """Show ``argv`` in ``/proc/self/cmdline`` (and ``ps``), as far as it fits."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end
+        data = b"\0".join(map(os.fsencode, argv))[: end - start - 1]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(data.ljust(end - start, b"\0"))
+    except (OSError, IndexError, ValueError):
+        pass  # cosmetic only
 
 
 class Guard:
@@ -362,7 +387,8 @@ class Guard:
     ``python argv...`` with the task's original env and cwd (same pid and session).
     Output the flow already flushed before that point is then written twice. When
     the window closes normally, the preload's own output (e.g. import-time warnings)
-    is written where the fresh interpreter's import would have written it.
+    is written where the fresh interpreter's import would have written it, and what
+    the imports added to ``__main__`` is added to the flow's ``__main__``.
     """
 
     def __init__(self, probe: Probe, request: dict):
@@ -385,9 +411,7 @@ class Guard:
         def importing(name, globals=None, locals=None, fromlist=(), level=0):
             if guard.active and level == 0 and name.partition(".")[0] in probe.packages:
                 guard.uninstall()
-                for stream, data in ((sys.stdout, probe.output[1]), (sys.stderr, probe.output[2])):
-                    if data:
-                        stream.write(data.decode(sys.__stdout__.encoding, "replace"))
+                guard.replay_imports()
             return guard.real[1](name, globals, locals, fromlist, level)
 
         def chdir(path):
@@ -401,6 +425,16 @@ class Guard:
     def uninstall(self) -> None:
         self.active = False
         os.environ.__class__, builtins.__import__, os.chdir = self.real
+
+    def replay_imports(self) -> None:
+        vars(sys.modules["__main__"]).update(self.probe.main_attrs)
+        output = self.probe.output
+        for stream, original, data in (
+            (sys.stdout, sys.__stdout__, output[1]),
+            (sys.stderr, sys.__stderr__, output[2]),
+        ):
+            if data:
+                stream.write(data.decode(original.encoding, original.errors))
 
     def changing(self, key: str, value: str | None) -> None:
         if not self.active:
@@ -501,7 +535,7 @@ def finish(code: int, by_signal: int | None = None) -> None:
 
 
 def main() -> None:
-    directory, flow_file = sys.argv[1], (sys.argv[2:] or [None])[0]
+    directory, flow_file = sys.argv[1], sys.argv[2] or None
     if not sys.flags.safe_path:
         del sys.path[0]  # `-m` put the launch cwd there; a task gets its flow's dir
     try:

@@ -7,8 +7,6 @@ wide foreaches, and turning a failed task into a non-retryable workflow failure.
 Everything here runs inside the Temporal workflow sandbox and is deterministic.
 """
 
-from __future__ import annotations
-
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -146,7 +144,7 @@ class Run:
             "_parameters", task_id(()) + "-params", f"{info.run_id}/_parameters/t-params"
         )
 
-    def child(self, index: int) -> Run:
+    def child(self, index: int) -> "Run":
         """The scope of split ``index`` of a foreach opened in this scope."""
         return Run(self.info, self.scope + (str(index),), self.counts)
 

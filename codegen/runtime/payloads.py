@@ -5,8 +5,6 @@ artifacts. Every type here is a plain dataclass so Temporal's default converter
 serialises it.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 

@@ -36,12 +36,28 @@ from .orchestration import RunOptions
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them elsewhere).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+CONNECT_FAILURE_GRACE = 0.5
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class ParamError(ValueError):
     """A ``--param`` that does not fit the flow's Parameters."""
+
+
+class ConnectError(RuntimeError):
+    """The Temporal server cannot be reached."""
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    """``Client.connect`` with an error that names the address."""
+    try:
+        return await Client.connect(address, namespace=namespace)
+    except RuntimeError as exc:
+        # Let the SDK's connection threads wind down: a process that exits right
+        # after a failed connect aborts now and then (temporalio/sdk-python#300).
+        await asyncio.sleep(CONNECT_FAILURE_GRACE)
+        raise ConnectError(f"cannot reach Temporal at {address}: {exc}") from exc
 
 
 def parse_params(params_cls: type, pairs: list[str]) -> Any:
@@ -108,19 +124,22 @@ def build_worker(
     module: ModuleType,
     *,
     task_queue: str,
-    launcher: Launcher,
+    launcher: str | Launcher = "subprocess",
     max_concurrent_activities: int | None = None,
     on_event: Callable[[dict], None] | None = None,
     fail_fast: bool = False,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
-    Create it inside the event loop that will run it. With ``fail_fast`` any exception
-    in workflow code fails the run; by default Temporal retries the workflow task
-    until a fixed worker is deployed (the run looks hung meanwhile).
+    Create it inside the event loop that will run it. A launcher given by name is
+    never closed (use :func:`running_worker` for that). With ``fail_fast`` any
+    exception in workflow code fails the run; by default Temporal retries the
+    workflow task until a fixed worker is deployed (the run looks hung meanwhile).
     """
     activities = MetaflowActivities(
-        Path(module.__file__).parent, launcher=launcher, on_event=on_event
+        Path(module.__file__).parent,
+        launcher=make_launcher(launcher),
+        on_event=on_event,
     )
     return Worker(
         client,
@@ -231,16 +250,22 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
         except ParamError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        return asyncio.run(_trigger(module, args, params))
+        command = _trigger(module, args, params)
+    else:
+        try:
+            launcher = make_launcher(args.launcher)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        command = _serve(module, args, launcher)
     try:
-        launcher = make_launcher(args.launcher)
-    except ValueError as exc:
+        return asyncio.run(command)
+    except ConnectError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_serve(module, args, launcher))
+        return 1
     finally:
-        launcher.close()
+        if args.command == "worker":
+            launcher.close()
 
 
 def _parser(module: ModuleType) -> argparse.ArgumentParser:
@@ -272,7 +297,7 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
 async def _serve(
     module: ModuleType, args: argparse.Namespace, launcher: Launcher
 ) -> int:
-    client = await Client.connect(args.address, namespace=args.namespace)
+    client = await connect(args.address, args.namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -296,7 +321,7 @@ async def _serve(
 
 
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
-    client = await Client.connect(args.address, namespace=args.namespace)
+    client = await connect(args.address, args.namespace)
     options = RunOptions(max_workers=args.max_workers, tags=tuple(args.tag))
     handle = await start_workflow(
         client,

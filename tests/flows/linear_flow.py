@@ -1,5 +1,7 @@
 """start -> middle -> end, with typed parameters and a retried step."""
 
+import os
+
 from metaflow import FlowSpec, JSONType, Parameter, current, retry, step
 
 
@@ -25,7 +27,7 @@ class LinearFlow(FlowSpec):
 
     @step
     def end(self):
-        print("end x", self.x, "weights", self.weights)
+        print("end x", self.x, "env", os.environ.get("FROM_ENVIRONMENT_DECO"))
 
 
 if __name__ == "__main__":
