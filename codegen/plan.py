@@ -191,14 +191,7 @@ class _Builder:
 
     def _count(self, first: str, stop: str) -> int:
         """Steps in a region (every task a split runs, all cases counted)."""
-        seen, todo = set(), [first]
-        while todo:
-            name = todo.pop()
-            if name == stop or name in seen:
-                continue
-            seen.add(name)
-            todo.extend(self.graph.successors(name))
-        return len(seen)
+        return len(self._reachable(first, stop) - {stop})
 
     def merge_point(self, switch: str, stop: str | None) -> str | None:
         """Where the cases of a switch meet again: the earliest step (in topological
