@@ -27,6 +27,8 @@ def _generate_parser() -> argparse.ArgumentParser:
     for name in ("metadata", "datastore", "datastore-root", "environment", "event-logger", "monitor"):
         p.add_argument(f"--{name}", help=f"Metaflow --{name} for every task")
     p.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help="decorator added to every step (Metaflow --with)")
+    p.add_argument("--config", nargs=2, action="append", default=[], metavar=("NAME", "PATH"), help="Metaflow Config NAME read from PATH when a run starts")
+    p.add_argument("--config-value", nargs=2, action="append", default=[], metavar=("NAME", "JSON"), help="Metaflow Config NAME given as JSON")
     p.add_argument("--tag", action="append", default=[], help="tag every run")
     p.add_argument("--max-workers", type=int, default=16, help="tasks of one foreach running at once (default 16)")
     branch = p.add_mutually_exclusive_group()
@@ -55,11 +57,20 @@ def _options(args: argparse.Namespace):
     if args.production:
         top.append("--production")
         flags.append("--production")
+    for name, value in sorted(args.config_value):
+        flags += ["--config-value", name, value]
     for tag in sorted(set(args.tag)):
         flags.append(f"--tag={tag}")
     if args.max_workers != 16:
         flags.append(f"--max-workers={args.max_workers}")
-    return Options(tuple(top), tuple(sorted(set(args.tag))), args.max_workers, tuple(flags))
+    return Options(
+        tuple(top),
+        tuple(sorted(set(args.tag))),
+        args.max_workers,
+        configs=tuple(sorted((name, Path(path)) for name, path in args.config)),
+        config_values=tuple(sorted((name, value) for name, value in args.config_value)),
+        flags=tuple(flags),
+    )
 
 
 def generate_main(argv: list[str]) -> int:

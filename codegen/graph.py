@@ -61,6 +61,7 @@ def analyze(flow: m.Flow) -> Graph:
     steps = {s.name: s for s in flow.steps}
     _check_fundamentals(flow, steps)
     _check_transitions(flow, steps)
+    _check_compensations(flow, steps)
     facts = _traverse(flow, steps)
     nodes = {}
     for name, step in steps.items():
@@ -126,6 +127,18 @@ def _check_transitions(flow: m.Flow, steps: dict[str, m.Step]) -> None:
         if flow.start in step.next:
             _fail(step, f"step {step.name} transitions to the start step {start.name}", "the start step cannot have incoming transitions", True)
     _check_acyclic(flow, steps)
+
+
+def _check_compensations(flow: m.Flow, steps: dict[str, m.Step]) -> None:
+    for comp in flow.compensations:
+        if comp.step not in steps:
+            close = difflib.get_close_matches(comp.step, sorted(steps), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "known steps: " + ", ".join(sorted(steps))
+            raise CodegenError(
+                comp.pos,
+                f"compensation {comp.handler} undoes unknown step {comp.step!r}",
+                hint,
+            )
 
 
 def _check_acyclic(flow: m.Flow, steps: dict[str, m.Step]) -> None:

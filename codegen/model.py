@@ -63,6 +63,18 @@ class Config:
     attr: str
     name: str
     pos: Pos
+    # Config(..., plain=True): the value is not a dict
+    plain: bool = False
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """A ``@compensate("step")`` method: what undoes ``step`` if the run fails."""
+
+    handler: str
+    step: str
+    doc: str
+    pos: Pos
 
 
 @dataclass(frozen=True)
@@ -104,9 +116,14 @@ class Flow:
     steps: tuple[Step, ...]
     start: str
     end: str
+    # sorted by step name
+    compensations: tuple[Compensation, ...] = ()
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
 
     def decorator(self, name: str) -> Decorator | None:
         return next((d for d in self.decorators if d.name == name), None)
+
+    def compensation(self, step: str) -> Compensation | None:
+        return next((c for c in self.compensations if c.step == step), None)

@@ -290,6 +290,7 @@ def _build_flow(loader: _Loader, cls: _ClassDef, sha: str) -> m.Flow:
     params: dict[str, m.Parameter] = {}
     configs: dict[str, m.Config] = {}
     decorators: dict[str, m.Decorator] = {}
+    handlers: dict[str, m.Compensation] = {}
     for link in _lineage(loader, cls):
         for deco in link.node.decorators:
             d = _decorator(link.source, deco)
@@ -297,11 +298,15 @@ def _build_flow(loader: _Loader, cls: _ClassDef, sha: str) -> m.Flow:
             decorators[d.name] = d
         for stmt in link.node.body.body:
             if isinstance(stmt, cst.FunctionDef):
+                name = stmt.name.value
+                steps.pop(name, None)
+                handlers.pop(name, None)
                 step = _step(link.source, stmt)
+                handler = _compensation(link.source, stmt)
                 if step is not None:
-                    steps[step.name] = step
-                else:
-                    steps.pop(stmt.name.value, None)
+                    steps[name] = step
+                elif handler is not None:
+                    handlers[name] = handler
             elif isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
                     _class_attribute(link.source, small, params, configs)
@@ -325,7 +330,23 @@ def _build_flow(loader: _Loader, cls: _ClassDef, sha: str) -> m.Flow:
         steps=typed,
         start=start,
         end=end,
+        compensations=_one_per_step(handlers.values()),
     )
+
+
+def _one_per_step(handlers) -> tuple[m.Compensation, ...]:
+    """The compensations sorted by step; two for one step is an error."""
+    by_step: dict[str, m.Compensation] = {}
+    for handler in sorted(handlers, key=lambda h: h.pos):
+        first = by_step.setdefault(handler.step, handler)
+        if first is not handler:
+            raise CodegenError(
+                handler.pos,
+                f"step {handler.step} already has a compensation: {first.handler} "
+                f"({first.pos})",
+                "give each step at most one @compensate method",
+            )
+    return tuple(by_step[name] for name in sorted(by_step))
 
 
 def _docstring(node: cst.ClassDef | cst.FunctionDef) -> str:
@@ -363,7 +384,9 @@ def _class_attribute(source, small, params, configs) -> None:
         params[attr] = _parameter(source, attr, call)
     elif _is_metaflow(source, call.func, "Config"):
         name = _call_name(source, call, attr)
-        configs[attr] = m.Config(attr, name, source.pos(small))
+        keyword = {a.keyword.value: a.value for a in call.args if a.keyword}
+        plain = "plain" in keyword and bool(_literal(source, keyword["plain"], "plain"))
+        configs[attr] = m.Config(attr, name, source.pos(small), plain)
     elif _is_metaflow(source, call.func, "IncludeFile"):
         raise CodegenError(
             source.pos(call),
@@ -485,6 +508,59 @@ def _decorator_value(source: _Source, expr: cst.BaseExpression) -> Any:
 
 
 # ---------------------------------------------------------------------------
+# Compensations
+
+COMPENSATE_MODULE = "mf_temporal_codegen"
+
+
+def _is_compensate(source: _Source, deco: cst.Decorator) -> bool:
+    expr = deco.decorator
+    dotted = _dotted(expr.func if isinstance(expr, cst.Call) else expr)
+    if dotted is None:
+        return False
+    origin, bare = _origin(source, dotted)
+    return origin.split(".")[0] == COMPENSATE_MODULE and bare == "compensate"
+
+
+def _compensation(source: _Source, fn: cst.FunctionDef) -> m.Compensation | None:
+    """The ``@compensate("step")`` on a (non-step) method, or None."""
+    deco = next((d for d in fn.decorators if _is_compensate(source, d)), None)
+    if deco is None:
+        return None
+    usage = "write @compensate(\"<step name>\") above a method that takes only self"
+    call = deco.decorator
+    args = call.args if isinstance(call, cst.Call) else ()
+    if len(args) != 1 or (args[0].keyword and args[0].keyword.value != "step"):
+        raise CodegenError(
+            source.pos(deco), "@compensate takes exactly one step name", usage
+        )
+    target = args[0].value
+    if not isinstance(target, cst.SimpleString):
+        raise CodegenError(
+            source.pos(target),
+            "@compensate needs the step name as a string literal, "
+            f"got `{source.code(target)}`",
+            usage,
+        )
+    params = fn.params
+    positional = len(params.posonly_params) + len(params.params)
+    starred = not isinstance(params.star_arg, cst.MaybeSentinel) or params.star_kwarg
+    if positional != 1 or params.kwonly_params or starred:
+        raise CodegenError(
+            source.pos(fn.name),
+            f"compensation {fn.name.value} must take only self",
+            "it reads the undone task's artifacts from self and its context from "
+            "current.compensation",
+        )
+    return m.Compensation(
+        handler=fn.name.value,
+        step=target.evaluated_value,
+        doc=_docstring(fn),
+        pos=source.pos(deco),
+    )
+
+
+# ---------------------------------------------------------------------------
 # Steps
 
 
@@ -500,6 +576,13 @@ def _step(source: _Source, fn: cst.FunctionDef) -> m.Step | None:
             others.append(deco)
     if step_deco is None:
         return None
+    for deco in others:
+        if _is_compensate(source, deco):
+            raise CodegenError(
+                source.pos(deco),
+                f"step {fn.name.value} cannot also be a compensation",
+                "put the undo logic in a separate method without @step",
+            )
     flags = {}
     if isinstance(step_deco.decorator, cst.Call):
         for arg in step_deco.decorator.args:

@@ -21,7 +21,10 @@ class Options:
     top_level: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     max_workers: int = 16
-    # the CLI flags that produced the options above, for the header
+    # Metaflow --config NAME PATH / --config-value NAME JSON, for every run's init
+    configs: tuple[tuple[str, Path], ...] = ()
+    config_values: tuple[tuple[str, str], ...] = ()
+    # the CLI flags that produced the options above (but --config), for the header
     flags: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -42,8 +45,9 @@ def generate(flow_files: list[Path], outdir: Path, options: Options = Options())
     """Formatted sources of every generated module, keyed by output path."""
     root = project_root(outdir)
     out_rel = _rel(outdir, root)
+    config_flags = [a for n, f in options.configs for a in ("--config", n, _rel(f, root))]
     command = shlex.join(
-        ["mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel, *options.flags]
+        ["mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel, *options.flags, *config_flags]
     )
     package = "" if out_rel.startswith("..") or out_rel == "." else out_rel.replace("/", ".") + "."
     results: dict[Path, str] = {}
@@ -56,6 +60,7 @@ def generate(flow_files: list[Path], outdir: Path, options: Options = Options())
             top_level=options.top_level,
             tags=options.tags,
             max_workers=options.max_workers,
+            init_options=_init_options(options, flow_file),
         )
         for flow in load_flows(flow_file, display):
             plan = planner.build(analyze(flow))
@@ -67,6 +72,21 @@ def generate(flow_files: list[Path], outdir: Path, options: Options = Options())
                     raise CodegenError(flow.pos, f"two flows generate {name}", "rename one of the flow classes")
                 results[path] = format_source(name, text)
     return dict(sorted(results.items()))
+
+
+def _init_options(options: Options, flow_file: Path) -> tuple[str, ...]:
+    """``--config NAME PATH`` (PATH relative to the flow's directory, where init
+    runs) and ``--config-value NAME JSON``, as options of Metaflow's init."""
+    init: list[str] = []
+    for name, path in options.configs:
+        if not path.is_file():
+            from .errors import CodegenError
+
+            raise CodegenError(None, f"--config {name}: no such file: {path}")
+        init += ["--config", name, _rel(path, flow_file.parent)]
+    for name, value in options.config_values:
+        init += ["--config-value", name, value]
+    return tuple(init)
 
 
 def generate_to_dir(flow_file: Path, outdir: Path, options: Options = Options()) -> list[Path]:

@@ -35,11 +35,13 @@ class Call:
     target: str
     inputs: str
     split_index: bool = False
+    # the step's @compensate method, registered by run.step before the task starts
+    compensation: m.Compensation | None = None
 
 
 @dataclass(frozen=True)
 class Parallel:
-    """A static split: ``a, b = await run.parallel(self.branch_a(run, x), ...)``."""
+    """A static split: ``a, b = await run.parallel(x, self.branch_a, ...)``."""
 
     split: str
     methods: tuple[str, ...]
@@ -92,6 +94,9 @@ class Method:
     body: tuple
     result: str
     doc: str
+    # whether a step in it (or in what it fans out to) has a compensation: then
+    # the method is a compensation scope that unwinds when it fails
+    compensated: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,14 @@ class Plan:
     graph: Graph
     body: tuple
     methods: tuple[Method, ...]
+
+    @property
+    def compensated(self) -> bool:
+        return bool(self.flow.compensations)
+
+    @property
+    def loops(self) -> bool:
+        return any(self.graph.is_loop(name) for name in self.graph.order)
 
     @property
     def foreach_methods(self) -> tuple[Method, ...]:
@@ -135,7 +148,8 @@ class _Builder:
             node = self.graph[current]
             step = node.step
             target = var(step.name)
-            out.append(Call(step, target, inputs, split_index))
+            compensation = self.graph.flow.compensation(step.name)
+            out.append(Call(step, target, inputs, split_index, compensation))
             split_index = False
             last = target
             if self.graph.is_loop(step.name):
@@ -186,7 +200,11 @@ class _Builder:
         body, result = self.block(first, stop, "parent", split_index)
         doc_kind = "Branch" if kind == "branch" else "Body of the foreach"
         doc = f"{doc_kind} starting at step {first}."
-        self.methods.append(Method(name, kind, first, tuple(body), result, doc))
+        region = self._reachable(first, stop) - {stop}
+        compensated = any(self.graph.flow.compensation(s) for s in region)
+        self.methods.append(
+            Method(name, kind, first, tuple(body), result, doc, compensated)
+        )
         return name, result
 
     def _count(self, first: str, stop: str) -> int:

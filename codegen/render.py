@@ -12,6 +12,7 @@ import jinja2
 
 from . import __version__
 from . import model as m
+from .errors import CodegenError
 from .parse import SourceExpr
 from .plan import Plan, chunk_class, const, var
 
@@ -30,6 +31,8 @@ class Target:
     package: str
     top_level: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    # top-level options for Metaflow's init only (--config, --config-value)
+    init_options: tuple[str, ...] = ()
     max_workers: int = 16
 
 
@@ -69,26 +72,81 @@ def _pydoc(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
-def _step_options(step: m.Step) -> list[tuple[str, Any]]:
+# Metaflow's defaults: @retry(times=3, minutes_between_retries=2); @catch adds 3
+# retries for platform errors (its fallback task runs in the last ones).
+RETRY_TIMES, RETRY_MINUTES, CATCH_ERROR_RETRIES = 3, 2, 3
+MAX_ATTEMPTS = 6
+
+
+def _with_specs(top_level: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Decorators given with ``--with name:key=value,...`` at generation time."""
+    specs = {}
+    for option in top_level:
+        if option.startswith("--with="):
+            name, _, attrs = option[len("--with=") :].partition(":")
+            pairs = (a.partition("=") for a in attrs.split(",") if a)
+            specs[name] = {k.strip(): v.strip() for k, _, v in pairs}
+    return specs
+
+
+def _number(deco: m.Decorator, key: str, default: float) -> float:
+    value = deco.arg(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise CodegenError(
+            deco.pos,
+            f"@{deco.name}({key}=...) must be a number literal, got `{value!r}`",
+            "the workflow sets Temporal's retry policy and timeouts from it when "
+            "generating, so it must be known statically",
+        ) from None
+
+
+def _decorator_or_with(step: m.Step, name: str, withs) -> m.Decorator | None:
+    """The step's own Metaflow decorator ``name``, else the one ``--with`` adds."""
+    deco = step.decorator(name)
+    if deco is not None and deco.origin == "metaflow":
+        return deco
+    if name in withs:
+        return m.Decorator(name, "metaflow", tuple(sorted(withs[name].items())), step.pos)
+    return None
+
+
+def _step_options(step: m.Step, flow: m.Flow, withs) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = []
     if step.kind == m.FOREACH:
         options.append(("foreach", True))
     if step.kind == m.SWITCH:
         options.append(("switch", True))
-    retry = step.decorator("retry")
-    if retry is not None and retry.origin == "metaflow":
-        options.append(("retries", int(retry.arg("times", 3))))
-        options.append(("retry_delay_seconds", int(float(retry.arg("minutes_between_retries", 2)) * 60)))
-    timeout = step.decorator("timeout")
-    if timeout is not None and timeout.origin == "metaflow":
-        seconds = int(timeout.arg("seconds", 0)) + 60 * int(timeout.arg("minutes", 0)) + 3600 * int(timeout.arg("hours", 0))
+    retry = _decorator_or_with(step, "retry", withs)
+    catch = _decorator_or_with(step, "catch", withs)
+    retries = int(_number(retry, "times", RETRY_TIMES)) if retry else 0
+    if retries + 2 > MAX_ATTEMPTS:
+        raise CodegenError(
+            retry.pos,
+            f"@retry(times={retries}) asks for more attempts than Metaflow allows",
+            f"the maximum number of retries is @retry(times={MAX_ATTEMPTS - 2}) "
+            f"(Metaflow's MAX_ATTEMPTS is {MAX_ATTEMPTS})",
+        )
+    error_retries = CATCH_ERROR_RETRIES if catch else 0
+    if retries:
+        options.append(("retries", retries))
+    if error_retries:
+        options.append(("error_retries", error_retries))
+    if retries or error_retries:
+        minutes = _number(retry, "minutes_between_retries", RETRY_MINUTES) if retry else RETRY_MINUTES
+        options.append(("retry_delay_seconds", int(minutes * 60)))
+    timeout = _decorator_or_with(step, "timeout", withs)
+    if timeout is not None:
+        seconds = sum(
+            int(_number(timeout, unit, 0)) * factor
+            for unit, factor in (("seconds", 1), ("minutes", 60), ("hours", 3600))
+        )
         options.append(("timeout_seconds", seconds))
     environment = step.decorator("environment")
     if environment is not None and environment.origin == "metaflow":
         env = environment.arg("vars", {}) or {}
         if not isinstance(env, dict) or any(isinstance(v, SourceExpr) for v in env.values()):
-            from .errors import CodegenError
-
             raise CodegenError(
                 environment.pos,
                 "@environment(vars=...) must be a literal dict of literal values",
@@ -96,6 +154,9 @@ def _step_options(step: m.Step) -> list[tuple[str, Any]]:
                 "generating; config_expr values are not supported here yet",
             )
         options.append(("env", {str(k): str(v) for k, v in env.items()}))
+    compensation = flow.compensation(step.name)
+    if compensation is not None:
+        options.append(("compensation", compensation.handler))
     return options
 
 
@@ -142,8 +203,13 @@ def render(plan: Plan, target: Target) -> dict[str, str]:
     workflow_module, worker_module = module_names(flow)
     params = [_param_view(p) for p in flow.parameters]
     params.sort(key=lambda p: (not p["required"], p["field"]))
+    withs = _with_specs(target.top_level)
     specs = [
-        {"const": const(name), "name": name, "options": _step_options(plan.graph[name].step)}
+        {
+            "const": const(name),
+            "name": name,
+            "options": _step_options(plan.graph[name].step, flow, withs),
+        }
         for name in plan.graph.order
     ]
     context = {
@@ -161,6 +227,7 @@ def render(plan: Plan, target: Target) -> dict[str, str]:
         "sketch": _sketch(plan),
         "top_level": target.top_level,
         "tags": target.tags,
+        "init_options": target.init_options,
         "task_queue": f"metaflow-{flow.name}",
         "max_workers": target.max_workers,
         "chunk_class": lambda method: chunk_class(flow, method),

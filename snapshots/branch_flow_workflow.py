@@ -62,10 +62,7 @@ class BranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Pick a base number and fan out to two branches. (branch.py:9)
         start = await run.step(START, [run.parameters])
-        a, b = await run.parallel(
-            self.branch_a(run, start),
-            self.branch_b(run, start),
-        )
+        a, b = await run.parallel(start, self.branch_a, self.branch_b)
         # join: Sum branch values; read each branch by name too. (branch.py:29)
         join = await run.step(JOIN, [a, b])
         # end: Check the join results. (branch.py:39)

@@ -84,10 +84,7 @@ class BranchInForeachFlowWorkflow:
         """Body of the foreach starting at step prepare."""
         # prepare: Foreach body entry: take the item and split. (branch_in_foreach.py:18)
         prepare = await run.step(PREPARE, [parent], split_index=index)
-        plus, times = await run.parallel(
-            self.branch_plus(run, prepare),
-            self.branch_times(run, prepare),
-        )
+        plus, times = await run.parallel(prepare, self.branch_plus, self.branch_times)
         # combine: Join the static split inside one foreach split. (branch_in_foreach.py:36)
         combine = await run.step(COMBINE, [plus, times])
         return combine
@@ -110,7 +107,7 @@ class BranchInForeachFlowForeachPrepareChunk:
     """A slice of the foreach body foreach_prepare, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, BranchInForeachFlowWorkflow().foreach_prepare)
 
 

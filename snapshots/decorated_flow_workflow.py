@@ -30,6 +30,7 @@ FLOW = rt.FlowRef(
     file="../examples/decorated.py",
     top_level=(),
     tags=(),
+    configs=(rt.ConfigRef("config", "config"),),
 )
 TASK_QUEUE = "metaflow-DecoratedFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
@@ -38,7 +39,7 @@ MAX_WORKERS = 16
 START = rt.StepSpec("start")
 FLAKY = rt.StepSpec("flaky", retries=2, retry_delay_seconds=0, timeout_seconds=60)
 ENV_STEP = rt.StepSpec("env_step", env={"GREETING": "hi", "MODEL_NAME": "TINY"})
-RISKY = rt.StepSpec("risky")
+RISKY = rt.StepSpec("risky", error_retries=3, retry_delay_seconds=120)
 REPORT = rt.StepSpec("report")
 END = rt.StepSpec("end")
 

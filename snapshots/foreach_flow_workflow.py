@@ -84,7 +84,7 @@ class ForeachFlowForeachSquareChunk:
     """A slice of the foreach body foreach_square, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, ForeachFlowWorkflow().foreach_square)
 
 

@@ -66,10 +66,7 @@ class ForeachInBranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Set the input list and split into two branches. (foreach_in_branch.py:13)
         start = await run.step(START, [run.parameters])
-        fan_join, solo = await run.parallel(
-            self.branch_fan(run, start),
-            self.branch_solo(run, start),
-        )
+        fan_join, solo = await run.parallel(start, self.branch_fan, self.branch_solo)
         # branch_join: Join the two branches by name. (foreach_in_branch.py:44)
         branch_join = await run.step(BRANCH_JOIN, [fan_join, solo])
         # end: Check both branches. (foreach_in_branch.py:52)
@@ -108,7 +105,7 @@ class ForeachInBranchFlowForeachWorkChunk:
     """A slice of the foreach body foreach_work, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, ForeachInBranchFlowWorkflow().foreach_work)
 
 

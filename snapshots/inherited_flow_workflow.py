@@ -34,7 +34,7 @@ TASK_QUEUE = "metaflow-InheritedFlow"
 MAX_WORKERS = 16
 
 START = rt.StepSpec("start")
-CLEAN = rt.StepSpec("clean", retries=1, retry_delay_seconds=120)
+CLEAN = rt.StepSpec("clean", retries=1, error_retries=3, retry_delay_seconds=120)
 SUMMARIZE = rt.StepSpec("summarize")
 END = rt.StepSpec("end")
 

@@ -92,7 +92,7 @@ class MultiStepForeachFlowForeachLoadChunk:
     """A slice of the foreach body foreach_load, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, MultiStepForeachFlowWorkflow().foreach_load)
 
 

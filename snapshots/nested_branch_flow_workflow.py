@@ -69,8 +69,7 @@ class NestedBranchFlowWorkflow:
         # start: Set a shared seed and fan out. (nested_branch.py:13)
         start = await run.step(START, [run.parameters])
         left, inner_join = await run.parallel(
-            self.branch_left(run, start),
-            self.branch_right(run, start),
+            start, self.branch_left, self.branch_right
         )
         # outer_join: Merge both sides; `origin` differs per branch, so exclude it. (nested_branch.py:51)
         outer_join = await run.step(OUTER_JOIN, [left, inner_join])
@@ -88,8 +87,7 @@ class NestedBranchFlowWorkflow:
         # right: Outer branch that splits again. (nested_branch.py:26)
         right = await run.step(RIGHT, [parent])
         right_x, right_y = await run.parallel(
-            self.branch_right_x(run, right),
-            self.branch_right_y(run, right),
+            right, self.branch_right_x, self.branch_right_y
         )
         # inner_join: Merge x and y: no conflicting artifacts, so merge everything. (nested_branch.py:44)
         inner_join = await run.step(INNER_JOIN, [right_x, right_y])

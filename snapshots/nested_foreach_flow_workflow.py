@@ -122,7 +122,7 @@ class NestedForeachFlowForeachOuterChunk:
     """A slice of the foreach body foreach_outer, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_outer)
 
 
@@ -131,7 +131,7 @@ class NestedForeachFlowForeachMiddleChunk:
     """A slice of the foreach body foreach_middle, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_middle)
 
 
@@ -140,7 +140,7 @@ class NestedForeachFlowForeachInnerChunk:
     """A slice of the foreach body foreach_inner, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_inner)
 
 

@@ -61,13 +61,23 @@ class RecursiveSwitchFlowWorkflow:
         # loop: One iteration: bump the counter, then loop again or finish. (recursive_switch.py:19)
         loop = await run.step(LOOP, [start])
         while loop.next_step == "loop":  # the switch chose itself: run it again
-            loop = await run.step(LOOP, [loop])
+            loop = await run.iterate(LOOP, loop)
         # end: Check the loop ran exactly three times. (recursive_switch.py:27)
         await run.step(END, [loop])
+
+
+@workflow.defn(name="RecursiveSwitchFlow.loop")
+class RecursiveSwitchFlowLoop:
+    """The rest of a looping switch, once the main history has grown long."""
+
+    @workflow.run
+    async def run(self, loop: rt.Loop) -> rt.LoopResult:
+        return await rt.run_loop(loop)
 
 
 WORKFLOW = RecursiveSwitchFlowWorkflow
 PARAMS = RecursiveSwitchFlowParams
 WORKFLOWS = [
     RecursiveSwitchFlowWorkflow,
+    RecursiveSwitchFlowLoop,
 ]

@@ -29,6 +29,7 @@ FLOW = rt.FlowRef(
     file="../examples/switch_config_keys.py",
     top_level=(),
     tags=(),
+    configs=(rt.ConfigRef("routes", "routes"),),
 )
 TASK_QUEUE = "metaflow-SwitchConfigFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).

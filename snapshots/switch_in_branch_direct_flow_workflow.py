@@ -69,8 +69,7 @@ class SwitchInBranchDirectFlowWorkflow:
         # start: Set the level and split into two static branches. (switch_in_branch_direct.py:14)
         start = await run.step(START, [run.parameters])
         after_decide, steady = await run.parallel(
-            self.branch_decide(run, start),
-            self.branch_steady(run, start),
+            start, self.branch_decide, self.branch_steady
         )
         # join: Join: two inputs, whichever case ran and the steady branch. (switch_in_branch_direct.py:44)
         join = await run.step(JOIN, [after_decide, steady])

@@ -69,8 +69,7 @@ class SwitchInBranchFlowWorkflow:
         # start: Set the level and split into two static branches. (switch_in_branch.py:13)
         start = await run.step(START, [run.parameters])
         settle, steady = await run.parallel(
-            self.branch_decide(run, start),
-            self.branch_steady(run, start),
+            start, self.branch_decide, self.branch_steady
         )
         # join: Join the two static branches by name. (switch_in_branch.py:49)
         join = await run.step(JOIN, [settle, steady])

@@ -105,7 +105,7 @@ class SwitchInForeachFlowForeachClassifyChunk:
     """A slice of the foreach body foreach_classify, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, SwitchInForeachFlowWorkflow().foreach_classify)
 
 

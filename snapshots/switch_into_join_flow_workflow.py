@@ -101,7 +101,7 @@ class SwitchIntoJoinFlowForeachClassifyChunk:
     """A slice of the foreach body foreach_classify, for wide foreaches."""
 
     @workflow.run
-    async def run(self, chunk: rt.Chunk) -> list[rt.Task]:
+    async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
         return await rt.run_chunk(chunk, SwitchIntoJoinFlowWorkflow().foreach_classify)
 
 

@@ -101,3 +101,123 @@ def test_wide_foreach_runs_in_chunked_child_workflows(tmp_path, temporal_env, mf
         found = [n for n in temporal_env.run(children()) if n.startswith(handle.id + "/")]
         time.sleep(0.5)
     assert len(found) == 3, found
+
+
+def test_long_loop_moves_to_a_child_workflow_that_continues_as_new(tmp_path, temporal_env, mf_env):
+    """With a tiny history limit the loop hands over to a child workflow at once,
+    and the child continues as new after every iteration; the run is unchanged."""
+    from mf_temporal_codegen.runtime import RunOptions
+
+    flow = EXAMPLES / "recursive_switch.py"
+    local = run_locally(flow)
+    module = load_module(flow, tmp_path / "out")
+    result, handle = run_on_temporal(
+        temporal_env, module, options=RunOptions(loop_history_limit=5)
+    )
+    assert not isinstance(result, BaseException), result
+    assert artifacts_by_step(result.pathspec) == artifacts_by_step(local)
+    assert result.tasks == {"end": 1, "loop": 3, "start": 1}
+
+    async def loop_runs():
+        runs = []
+        query = f'WorkflowType = "{module.FLOW.name}.loop"'
+        async for wf in temporal_env.client.list_workflows(query):
+            if wf.id.startswith(handle.id + "/"):
+                runs.append(wf.status.name)
+        return sorted(runs)
+
+    deadline = time.monotonic() + 20
+    runs = []
+    while time.monotonic() < deadline and len(runs) < 2:
+        runs = temporal_env.run(loop_runs())
+        time.sleep(0.5)
+    # iteration 1 in the first execution, iteration 2 after continue-as-new
+    assert runs == ["COMPLETED", "CONTINUED_AS_NEW"]
+
+
+def test_retry_catch_and_timeout_attempts_match_metaflow(tmp_path, temporal_env, mf_env):
+    """Each retry is a new attempt of the same task, as under `python flow.py run`;
+    @catch keeps the exception (and gets an extra attempt for a crashed process);
+    a task that overruns @timeout is retried."""
+    from metaflow import Task
+
+    flow = FLOWS / "retry_flow.py"
+    local = run_locally(flow)
+    module = load_module(flow, tmp_path / "out")
+    assert module.FLAKY.max_attempts == 4 and module.CRASHY.max_attempts == 4
+    result, _ = run_on_temporal(temporal_env, module)
+    assert not isinstance(result, BaseException), result
+    skip = ("failure", "crash")
+    assert artifacts_by_step(result.pathspec, skip) == artifacts_by_step(local, skip)
+    ours, theirs = _client_run(result.pathspec), _client_run(local)
+    attempts = {"start": 0, "flaky": 2, "caught": 1, "crashy": 1, "slow": 1, "end": 0}
+    # a task @catch rescued is finished but not `successful`, in Metaflow too
+    caught = {"caught", "crashy"}
+    for run in (ours, theirs):
+        assert run.successful
+        for step, last in attempts.items():
+            tasks = list(run[step])
+            assert len(tasks) == 1, step  # retries are attempts of one task
+            task = tasks[0]
+            assert task.current_attempt == last, (run, step)
+            assert (task.finished, task.successful) == (True, step not in caught), step
+    flaky = ours["flaky"].task
+    for attempt in (0, 1):
+        earlier = Task(flaky.pathspec, attempt=attempt)
+        assert not earlier.successful
+        assert f"transient failure {attempt}" in earlier.stderr
+    assert "flaky attempt 2" in flaky.stdout
+    caught = ours["caught"].task
+    assert caught["failure"].data.type == "builtins.ValueError"
+    assert "always fails, attempt 1" in str(caught["failure"].data.exception)
+    crash = ours["crashy"].task["crash"].data
+    assert crash.type == "metaflow.plugins.catch_decorator.FailureHandledByCatch"
+    slow = Task(ours["slow"].task.pathspec, attempt=0)
+    assert "TimeoutException" in slow.stderr or "timed out" in slow.stderr.lower()
+
+
+def _fresh_copy(folder, tmp_path, name):
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, temporal_env, mf_env):
+    """The start step rewrites the config file: later tasks still see the values the
+    run started with, on Temporal as under `python flow.py run`."""
+    folder = FLOWS / "config"
+    local = run_locally(_fresh_copy(folder, tmp_path, "local") / "config_flow.py")
+    copy = _fresh_copy(folder, tmp_path, "temporal")
+    module = load_module(copy / "config_flow.py", tmp_path / "out")
+    result, _ = run_on_temporal(temporal_env, module)
+    assert not isinstance(result, BaseException), result
+    ours = artifacts_by_step(result.pathspec)
+    assert ours == artifacts_by_step(local)
+    assert ours["join"][0]["seen"] == [
+        ("original", "fast", 1, "original"),
+        ("original", "fast", 2, "original"),
+    ]
+    assert ours["end"][0]["final"] == ("original", "fast")
+
+
+def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_env, mf_env):
+    """--config NAME PATH and --config-value NAME VALUE at generation time: read when
+    each run starts (by Metaflow's init), then the same values in every task."""
+    copy = _fresh_copy(FLOWS / "config", tmp_path, "temporal")
+    module = load_module(
+        copy / "config_flow.py",
+        tmp_path / "out",
+        configs=(("settings", copy / "prod.json"),),
+        config_values=(("mode", "careful"),),
+    )
+    assert module.FLOW.init_options == (
+        "--config", "settings", "prod.json", "--config-value", "mode", "careful",
+    )
+    result, _ = run_on_temporal(temporal_env, module)
+    assert not isinstance(result, BaseException), result
+    ours = artifacts_by_step(result.pathspec)
+    assert ours["start"][0]["seen"] == ["prod"]
+    assert ours["join"][0]["seen"] == [("prod", "careful", 3, "prod")]
+    assert ours["end"][0]["final"] == ("prod", "careful")

@@ -41,6 +41,7 @@ class Case:
 
 
 UNSUPPORTED = "the flow is valid Metaflow; the generator does not support it (yet)"
+COMPENSATE = "@compensate is ours: Metaflow ignores it, the generator checks it"
 STATIC = "the flow is valid Metaflow; the generator reads it statically and cannot"
 
 CASES = [
@@ -205,9 +206,52 @@ CASES = [
         "bad_base/pipeline.py on line 10:",
         error_file="bad_base/pipeline.py",
     ),
+    Case(
+        "retry_too_many.py",
+        "5:5",
+        "@retry(times=5) asks for more attempts than Metaflow allows",
+        "The maximum number of retries is @retry(times=4).",
+    ),
+    Case(
+        "compensate_unknown_step.py",
+        "15:5",
+        "compensation refund undoes unknown step 'chrage'",
+        None,
+        COMPENSATE,
+    ),
+    Case(
+        "compensate_twice.py",
+        "15:5",
+        "step start already has a compensation: undo "
+        "(tests/bad_inputs/compensate_twice.py:11:5)",
+        None,
+        COMPENSATE,
+    ),
+    Case(
+        "compensate_step.py",
+        "11:5",
+        "step end cannot also be a compensation",
+        None,
+        COMPENSATE,
+    ),
+    Case(
+        "compensate_args.py",
+        "12:9",
+        "compensation undo must take only self",
+        None,
+        COMPENSATE,
+    ),
+    Case(
+        "compensate_dynamic.py",
+        "13:17",
+        "@compensate needs the step name as a string literal, got `TARGET`",
+        None,
+        COMPENSATE,
+    ),
 ]
 
 HINTS = {
+    "compensate_unknown_step.py": "did you mean 'charge'?",
     "unknown_step.py": "did you mean self.process?",
     "inherited_bad.py": "did you mean self.clean?",
     "join_arity.py": "branch c does not reach join; every branch of a split must reach its join",

@@ -7,6 +7,9 @@ and are registered by the worker (``.worker``).
 
 from .orchestration import (
     Chunk,
+    ChunkResult,
+    Loop,
+    LoopResult,
     Run,
     RunInfo,
     RunOptions,
@@ -14,19 +17,35 @@ from .orchestration import (
     StepFailed,
     StepSpec,
     Task,
+    Unwind,
     execute,
     run_chunk,
+    run_compensations,
+    run_loop,
     task_id,
     unknown_branch,
 )
-from .payloads import FlowRef, InitRequest, StepRequest, TaskResult
+from .payloads import (
+    CompensateRequest,
+    ConfigRef,
+    FlowRef,
+    InitRequest,
+    StepRequest,
+    TaskResult,
+    Undo,
+)
 
-RUNTIME_API = 1
+RUNTIME_API = 2
 
 __all__ = [
     "Chunk",
+    "ChunkResult",
+    "CompensateRequest",
+    "ConfigRef",
     "FlowRef",
     "InitRequest",
+    "Loop",
+    "LoopResult",
     "Run",
     "RunInfo",
     "RunOptions",
@@ -36,8 +55,12 @@ __all__ = [
     "StepSpec",
     "Task",
     "TaskResult",
+    "Undo",
+    "Unwind",
     "execute",
     "run_chunk",
+    "run_compensations",
+    "run_loop",
     "task_id",
     "unknown_branch",
 ]

@@ -1,15 +1,18 @@
-"""The two activities every generated workflow calls: Metaflow's ``init`` and ``step``.
+"""The activities generated workflows call: Metaflow's ``init`` and ``step``, and
+``compensate`` for ``@compensate`` methods.
 
 Each activity runs the flow file's own command line (as Metaflow's Argo compiler does)
 through a pluggable :class:`Launcher`, saves the task's stdout/stderr into Metaflow's log
 store so the Client API shows them, and reads back what the workflow needs to continue
 (the foreach width, the branch a switch chose) from the finished task's datastore.
+A task killed because its activity was cancelled is marked as a failed attempt.
 Only references go back to the workflow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
@@ -17,19 +20,36 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from types import SimpleNamespace
+
 from metaflow import metaflow_config_funcs
 from metaflow.datastore import FlowDataStore
 from metaflow.datastore.exceptions import DataException
+from metaflow.metadata_provider import MetaDatum
+from metaflow.metaflow_environment import MetaflowEnvironment
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import parse
-from metaflow.plugins import DATASTORES
+from metaflow.plugins import (
+    DATASTORES,
+    LOGGING_SIDECARS,
+    METADATA_PROVIDERS,
+    MONITOR_SIDECARS,
+)
 from metaflow.util import Path as StreamPath
 from metaflow.util import compress_list
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ..compensate import STEP_PREFIX
 from .launcher import Launcher, SubprocessLauncher
-from .payloads import FlowRef, InitRequest, StepRequest, TaskResult
+from .payloads import (
+    PARAMETERS_TASK_ID,
+    CompensateRequest,
+    FlowRef,
+    InitRequest,
+    StepRequest,
+    TaskResult,
+)
 
 # Top-level options every command gets unless the generated FlowRef overrides them.
 DEFAULT_OPTIONS = (
@@ -42,6 +62,10 @@ DEFAULT_OPTIONS = (
 FAILURE_TYPE = "MetaflowTaskFailed"
 STDERR_TAIL_LINES = 20
 DEFAULT_USER = "temporal"
+# How a compensation task starts: our runner, with the flow file as its argument.
+COMPENSATION_PROGRAM = ("-m", "mf_temporal_codegen.runtime.compensation_task")
+# Runs whose Config values a worker keeps at hand.
+CONFIG_CACHE_RUNS = 64
 
 
 class MetaflowActivities:
@@ -62,6 +86,9 @@ class MetaflowActivities:
     ):
         self.base_dir = Path(base_dir)
         self.launcher = launcher or SubprocessLauncher()
+        self.compensation_launcher = SubprocessLauncher()
+        # (flow, run id) -> {config name: [value, plain]}, for the latest runs
+        self._config_values: dict[tuple[str, str], dict[str, list]] = {}
         self.env = dict(os.environ if env is None else env)
         self.on_event = on_event
 
@@ -75,6 +102,7 @@ class MetaflowActivities:
         task = self._task(req.flow, req.run_id, "_parameters", req.task_id, params)
         if await asyncio.to_thread(task.is_done):
             return task.path
+        task.top += req.flow.init_options
         argv = ["init", "--run-id", req.run_id, "--task-id", req.task_id]
         await self._execute(task, argv + _tag_args(req.flow.tags, req.tags))
         return task.path
@@ -84,6 +112,7 @@ class MetaflowActivities:
         """Run one attempt of a Metaflow task; the attempt is the activity attempt - 1."""
         task = self._task(req.flow, req.run_id, req.step, req.task_id, req.env)
         with tempfile.TemporaryDirectory(prefix="mf-input-") as tmp:
+            task.top += await self._configs(task, Path(tmp))
             paths_file = Path(tmp) / "input-paths"
             paths_file.write_text(compress_list(list(req.input_paths)))
             argv = ["step", req.step, "--run-id", req.run_id, "--task-id", req.task_id]
@@ -104,6 +133,48 @@ class MetaflowActivities:
             next_step=next_step,
             attempt=task.attempt,
         )
+
+    @activity.defn(name="metaflow_compensate")
+    async def compensate(self, req: CompensateRequest) -> str:
+        """Run one ``@compensate`` method as the task ``_compensate_<step>/<task id>``
+        (always in a fresh interpreter); return its pathspec."""
+        undo = req.undo
+        task = self._task(
+            req.flow, req.run_id, STEP_PREFIX + undo.step, undo.task_id, {}
+        )
+        argv = ["temporal-compensate", "--run-id", req.run_id, "--step", undo.step]
+        argv += ["--task-id", undo.task_id, "--handler", undo.handler]
+        argv += ["--retry-count", str(task.attempt)]
+        if undo.fallback:
+            argv += ["--fallback", undo.fallback]
+        with tempfile.TemporaryDirectory(prefix="mf-config-") as tmp:
+            task.top += await self._configs(task, Path(tmp))
+            await self._execute(
+                task,
+                argv + _tag_args(req.flow.tags, req.tags),
+                launcher=self.compensation_launcher,
+                program=COMPENSATION_PROGRAM,
+            )
+        return task.pathspec
+
+    async def _configs(self, task: _Task, folder: Path) -> list[str]:
+        """Top-level options that hand the run's Config values (as ``init`` resolved
+        them) to a task: ``--config-value NAME kv.NAME`` and a local config file,
+        exactly as Metaflow's own runtime passes them to its tasks."""
+        if not task.flow.configs:
+            return []
+        key = (task.flow.name, task.run_id)
+        if key not in self._config_values:
+            values = await asyncio.to_thread(task.config_values)
+            while len(self._config_values) >= CONFIG_CACHE_RUNS:
+                self._config_values.pop(next(iter(self._config_values)))
+            self._config_values[key] = values
+        config_file = folder / "config-values.json"
+        config_file.write_text(json.dumps({"user_configs": self._config_values[key]}))
+        options = [
+            arg for c in task.flow.configs for arg in ("--config-value", c.name, f"kv.{c.name}")
+        ]
+        return options + ["--local-config-file", str(config_file)]
 
     def _task(
         self,
@@ -133,15 +204,23 @@ class MetaflowActivities:
             attempt=activity.info().attempt - 1,
         )
 
-    async def _execute(self, task: _Task, command: list[str]) -> None:
-        """Run ``flow.py <top> <command>``, save its logs, raise if it failed."""
+    async def _execute(
+        self,
+        task: _Task,
+        command: list[str],
+        *,
+        launcher: Launcher | None = None,
+        program: Sequence[str] = (),
+    ) -> None:
+        """Run ``[program] flow.py <top> <command>``, save its logs, raise if it
+        failed; a task killed by cancellation is recorded as a failed attempt."""
         self._emit(task, "started")
         began = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="mf-logs-") as tmp:
             logs = {s: Path(tmp) / f"mflog_{s}" for s in ("stdout", "stderr")}
             try:
-                code = await self.launcher.run(
-                    [str(task.flow_file), *task.top, *command],
+                code = await (launcher or self.launcher).run(
+                    [*program, str(task.flow_file), *task.top, *command],
                     env=task.env,
                     cwd=task.flow_file.parent,
                     stdout_log=logs["stdout"],
@@ -152,7 +231,7 @@ class MetaflowActivities:
                 seconds = time.monotonic() - began
                 self._emit(task, "failed", seconds=seconds, error=type(exc).__name__)
                 if task.step != "_parameters":
-                    await asyncio.shield(asyncio.to_thread(task.save_logs, logs))
+                    await asyncio.shield(asyncio.to_thread(task.record_killed, logs))
                 raise
             if task.step != "_parameters":
                 await asyncio.to_thread(task.save_logs, logs)
@@ -220,6 +299,49 @@ class _Task:
             self.store.get_task_datastore(
                 self.run_id, self.step, self.task_id, attempt=self.attempt, mode="w"
             ).save_logs(TASK_LOG_SOURCE, data)
+
+    def config_values(self) -> dict[str, list]:
+        """The run's Config values as its ``_parameters`` task stored them."""
+        ds = self.store.get_task_datastore(self.run_id, "_parameters", PARAMETERS_TASK_ID)
+        return {c.name: [ds[c.attr], c.plain] for c in self.flow.configs}
+
+    def record_killed(self, logs: Mapping[str, Path]) -> None:
+        """Save the logs of an attempt that was killed, and mark it failed (as
+        Metaflow's ``attempt_ok`` metadata) unless it got to record an outcome."""
+        self.save_logs(logs)
+        try:
+            self.store.get_task_datastore(
+                self.run_id, self.step, self.task_id, attempt=self.attempt
+            )
+            return  # it finished after all
+        except DataException:
+            pass
+        metadata_type = _option(self.top, "metadata") or "local"
+        self.metadata(metadata_type).register_metadata(
+            self.run_id,
+            self.step,
+            self.task_id,
+            [
+                MetaDatum(
+                    "attempt_ok",
+                    "False",
+                    "internal_attempt_status",
+                    [f"attempt_id:{self.attempt}"],
+                )
+            ],
+        )
+
+    def metadata(self, metadata_type: str):
+        """A Metaflow metadata provider of ``metadata_type`` for this flow."""
+        flow = SimpleNamespace(name=self.flow.name)
+        environment = MetaflowEnvironment(flow)
+        provider = next(p for p in METADATA_PROVIDERS if p.TYPE == metadata_type)
+        return provider(
+            environment,
+            flow,
+            LOGGING_SIDECARS["nullSidecarLogger"](flow=flow, env=environment),
+            MONITOR_SIDECARS["nullSidecarMonitor"](flow=flow, env=environment),
+        )
 
     def read_back(
         self, num_splits: bool, transition: bool

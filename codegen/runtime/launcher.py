@@ -19,7 +19,7 @@ from pathlib import Path
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import decorate
 
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 1.0
 # Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
 KILL_GRACE_SECONDS = 2.0
 

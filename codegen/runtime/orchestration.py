@@ -1,10 +1,20 @@
 """Workflow-side mechanics that generated workflows call.
 
 Generated code spells out the graph (which step follows which, fan-outs, switches,
-loops); this module does the mechanics once: run ids, task ids, activity options,
-bounded fan-outs that cancel their siblings on failure, chunked child workflows for
-wide foreaches, and turning a failed task into a non-retryable workflow failure.
+loops, compensation scopes); this module does the mechanics once: run ids, task ids,
+activity options, bounded fan-outs that cancel their siblings on failure, chunked
+child workflows for wide foreaches, loops that move to a child workflow (which
+continues as new) when the history grows long, the saga bookkeeping of compensations,
+and turning a failed task into a non-retryable workflow failure.
 Everything here runs inside the Temporal workflow sandbox and is deterministic.
+
+Compensations: each ``Run`` is one scope (the whole flow, one branch, one foreach
+split) with a stack of registered compensations. ``Run.step`` registers a step's
+compensation just before its task starts. A scope that finishes hands its stack to
+the scope that opened it (branches in sorted order, splits in split order), so
+a later failure there undoes it too; a scope that fails or is cancelled undoes its
+own stack (``Run.compensate``: last first, each compensation isolated, shielded from
+further cancellation) before the error travels on.
 """
 
 import asyncio
@@ -18,7 +28,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from .payloads import FlowRef, InitRequest, StepRequest, TaskResult
+from .payloads import (
+    PARAMETERS_TASK_ID,
+    CompensateRequest,
+    FlowRef,
+    InitRequest,
+    StepRequest,
+    TaskResult,
+    Undo,
+)
 
 # Fan-outs run inline while they stay below this many activities; wider ones go to
 # chunked child workflows so that no history grows past Temporal's limits.
@@ -29,9 +47,19 @@ CHUNK_ACTIVITY_LIMIT = 1000
 CHILD_PARALLELISM = 2
 # Metaflow's --max-num-splits default.
 MAX_NUM_SPLITS = 10000
+# History length at which a loop hands over to a child workflow / continues as new.
+LOOP_HISTORY_LIMIT = 8000
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # Outer deadline for a step without @timeout.
 DEFAULT_STEP_TIMEOUT = timedelta(days=7)
+# Metaflow's MAX_ATTEMPTS: attempts of one task, the first included.
+MAX_ATTEMPTS = 6
+# Attempts of one compensation (each a Metaflow attempt of its task), its deadline.
+COMPENSATION_ATTEMPTS = 3
+COMPENSATION_TIMEOUT = timedelta(hours=1)
+# Unwinds longer than this run in child workflows of at most CHUNK_ACTIVITY_LIMIT
+# compensations each, so that no history grows past Temporal's limits.
+INLINE_COMPENSATION_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -42,13 +70,22 @@ class StepSpec:
     # foreach: read the width; switch: read the chosen step.
     foreach: bool = False
     switch: bool = False
-    # @retry(times=, minutes_between_retries=)
+    # user-code retries (@retry(times=)), platform-error retries (@catch adds 3),
+    # and the pause between attempts (@retry(minutes_between_retries=)), as
+    # Metaflow's orchestrators derive them from the step's decorators
     retries: int = 0
+    error_retries: int = 0
     retry_delay_seconds: int = 0
     # @timeout (Metaflow enforces it too; this is the outer deadline).
     timeout_seconds: int = 0
     # @environment(vars=)
     env: dict[str, str] = field(default_factory=dict)
+    # the flow method that undoes this step (@compensate), if any
+    compensation: str | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return min(self.retries + self.error_retries + 1, MAX_ATTEMPTS)
 
 
 @dataclass(frozen=True)
@@ -77,6 +114,9 @@ class RunInfo:
     tags: tuple[str, ...] = ()
     inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
     chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
+    # a loop moves on in a child workflow (and that one continues as new) once the
+    # history has this many events, or earlier when Temporal suggests it
+    loop_history_limit: int = LOOP_HISTORY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -89,6 +129,45 @@ class Chunk:
     start: int
     stop: int
     max_workers: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a chunk child workflow hands back: its tasks in split order and the
+    compensations its finished splits registered (registration order)."""
+
+    tasks: list[Task]
+    undo: list[Undo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Input of a loop child workflow: run ``spec`` again while it chooses itself."""
+
+    info: RunInfo
+    scope: tuple[str, ...]
+    spec: StepSpec
+    task: Task
+    # carried over continue-as-new: compensations registered and tasks run so far
+    undo: list[Undo] = field(default_factory=list)
+    ran: int = 0
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """The loop's last task (it chose another step), what it registered, its count."""
+
+    task: Task
+    undo: list[Undo]
+    ran: int
+
+
+@dataclass(frozen=True)
+class Unwind:
+    """Input of a compensation child workflow: undo ``undo`` last first."""
+
+    info: RunInfo
+    undo: list[Undo]
 
 
 @dataclass(frozen=True)
@@ -105,6 +184,8 @@ class RunOptions:
     inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
     # activities per chunk child workflow
     chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
+    # history events after which a loop moves on in a child workflow
+    loop_history_limit: int = LOOP_HISTORY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -125,6 +206,7 @@ class StepFailed(ApplicationError):
 
 
 Body = Callable[["Run", Task, int], Awaitable[Task]]
+Branch = Callable[["Run", Task], Awaitable[Task]]
 
 
 def task_id(scope: Sequence[str], iteration: int = 0) -> str:
@@ -133,20 +215,46 @@ def task_id(scope: Sequence[str], iteration: int = 0) -> str:
     return "-".join(parts)
 
 
-class Run:
-    """A run of the flow seen from one scope (the top level or a foreach split)."""
+class _Shared:
+    """What every scope of one workflow execution adds to: task counts per step and
+    the outcome of every compensation that ran."""
 
-    def __init__(self, info: RunInfo, scope: tuple[str, ...] = (), counts=None):
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.undone: list[str] = []
+
+    def count(self, step: str, n: int = 1) -> None:
+        self.counts[step] = self.counts.get(step, 0) + n
+
+
+class Run:
+    """A run of the flow seen from one scope (the top level, a branch, a foreach
+    split); it holds the compensations registered in that scope."""
+
+    def __init__(
+        self,
+        info: RunInfo,
+        scope: tuple[str, ...] = (),
+        shared: _Shared | None = None,
+        undo: Sequence[Undo] = (),
+    ):
         self.info = info
         self.scope = scope
-        self.counts: dict[str, int] = {} if counts is None else counts
+        self.shared = _Shared() if shared is None else shared
+        self.undo: list[Undo] = list(undo)
         self.parameters = Task(
-            "_parameters", task_id(()) + "-params", f"{info.run_id}/_parameters/t-params"
+            "_parameters",
+            PARAMETERS_TASK_ID,
+            f"{info.run_id}/_parameters/{PARAMETERS_TASK_ID}",
         )
 
     def child(self, index: int) -> "Run":
         """The scope of split ``index`` of a foreach opened in this scope."""
-        return Run(self.info, self.scope + (str(index),), self.counts)
+        return Run(self.info, self.scope + (str(index),), self.shared)
+
+    def branch(self) -> "Run":
+        """The scope of one branch of a static split opened in this scope."""
+        return Run(self.info, self.scope, self.shared)
 
     async def init(self, parameters: dict[str, str]) -> Task:
         """Create the run's ``_parameters`` task (Metaflow's ``init``), once."""
@@ -170,11 +278,15 @@ class Run:
     async def step(
         self, spec: StepSpec, inputs: Sequence[Task], *, split_index: int | None = None
     ) -> Task:
-        """Run one Metaflow task of ``spec`` with ``inputs`` and wait for it."""
+        """Run one Metaflow task of ``spec`` with ``inputs`` and wait for it; the
+        step's compensation (if any) is registered before the task starts."""
         iteration = next(
             (t.iteration + 1 for t in inputs if t.step == spec.name), 0
         )
         tid = task_id(self.scope, iteration)
+        if spec.compensation:
+            fallback = inputs[0].path if inputs else None
+            self.undo.append(Undo(spec.compensation, spec.name, tid, fallback))
         request = StepRequest(
             flow=self.info.flow,
             run_id=self.info.run_id,
@@ -203,21 +315,20 @@ class Run:
                 start_to_close_timeout=timeout,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RetryPolicy(
-                    maximum_attempts=spec.retries + 1,
+                    maximum_attempts=spec.max_attempts,
                     initial_interval=timedelta(seconds=max(spec.retry_delay_seconds, 1)),
                     backoff_coefficient=1.0,
                 ),
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
             raise StepFailed(
                 f"step {spec.name} failed (task {self.info.flow.name}/{self.info.run_id}/"
-                f"{spec.name}/{tid}): {cause}",
+                f"{spec.name}/{tid}): {_cause(err)}",
                 type="MetaflowStepFailed",
                 non_retryable=True,
             ) from err
-        self.counts[spec.name] = self.counts.get(spec.name, 0) + 1
+        self.shared.count(spec.name)
         return Task(
             step=spec.name,
             task_id=tid,
@@ -228,9 +339,37 @@ class Run:
             next_step=result.next_step,
         )
 
-    async def parallel(self, *branches: Coroutine[Any, Any, Task]) -> list[Task]:
-        """Run the branches of a static split; the first failure cancels the rest."""
-        return await gather_or_cancel([asyncio.ensure_future(b) for b in branches])
+    async def iterate(self, spec: StepSpec, task: Task) -> Task:
+        """Run the switch ``spec`` again after it chose itself. Once this workflow's
+        history is long, the rest of the loop runs in a child workflow that
+        continues as new whenever its own history grows long."""
+        if not _history_is_long(self.info):
+            return await self.step(spec, [task])
+        try:
+            result: LoopResult = await workflow.execute_child_workflow(
+                f"{self.info.flow.name}.loop",
+                Loop(self.info, self.scope, spec, task),
+                id=f"{workflow.info().workflow_id}/{spec.name}/{task.task_id}/loop",
+                result_type=LoopResult,
+            )
+        except ChildWorkflowError as err:
+            raise _unwrap_child(err) from err
+        self.undo.extend(result.undo)
+        self.shared.count(spec.name, result.ran)
+        return result.task
+
+    async def parallel(self, parent: Task, *branches: Branch) -> list[Task]:
+        """Run the branches of a static split (each its own scope); the first
+        failure cancels the rest. Finished branches hand over their compensations."""
+        scopes = [self.branch() for _ in branches]
+        futures = [
+            asyncio.ensure_future(branch(scope, parent))
+            for branch, scope in zip(branches, scopes)
+        ]
+        try:
+            return await gather_or_cancel(futures)
+        finally:
+            self._adopt(zip(futures, (s.undo for s in scopes)))
 
     async def foreach(
         self, parent: Task, body: Body, *, chunk_workflow: str, body_steps: int
@@ -250,25 +389,28 @@ class Run:
         per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
 
-        async def chunk(start: int) -> list[Task]:
+        async def chunk(start: int) -> ChunkResult:
             async with limit:
                 stop = min(start + size, width)
                 return await workflow.execute_child_workflow(
                     chunk_workflow,
                     Chunk(self.info, self.scope, parent, start, stop, per_child),
                     id=f"{workflow.info().workflow_id}/{parent.step}/{task_id(self.scope)}/{start}-{stop}",
-                    result_type=list[Task],
+                    result_type=ChunkResult,
                 )
 
+        futures = [asyncio.ensure_future(chunk(s)) for s in range(0, width, size)]
         try:
-            chunks = await gather_or_cancel(
-                [asyncio.ensure_future(chunk(s)) for s in range(0, width, size)]
-            )
+            chunks = await gather_or_cancel(futures)
         except ChildWorkflowError as err:
             raise _unwrap_child(err) from err
-        tasks = [t for part in chunks for t in part]
+        finally:
+            self._adopt(
+                (f, f.result().undo if _succeeded(f) else []) for f in futures
+            )
+        tasks = [t for part in chunks for t in part.tasks]
         for t in tasks:
-            self.counts[t.step] = self.counts.get(t.step, 0) + 1
+            self.shared.count(t.step)
         return tasks
 
     async def run_splits(
@@ -276,14 +418,98 @@ class Run:
     ) -> list[Task]:
         """Run splits [start, stop) of a foreach, at most ``limit`` at once."""
         gate = asyncio.Semaphore(max(1, min(limit, 500)))
+        scopes = [self.child(i) for i in range(start, stop)]
 
-        async def one(index: int) -> Task:
+        async def one(scope: Run, index: int) -> Task:
             async with gate:
-                return await body(self.child(index), parent, index)
+                return await body(scope, parent, index)
 
-        return await gather_or_cancel(
-            [asyncio.ensure_future(one(i)) for i in range(start, stop)]
+        futures = [
+            asyncio.ensure_future(one(scope, i))
+            for i, scope in zip(range(start, stop), scopes)
+        ]
+        try:
+            return await gather_or_cancel(futures)
+        finally:
+            self._adopt(zip(futures, (s.undo for s in scopes)))
+
+    def _adopt(self, finished) -> None:
+        """Take over the compensations of sub-scopes that finished successfully,
+        in the given (fixed) order; failed or cancelled ones undid their own."""
+        for future, undo in finished:
+            if _succeeded(future):
+                self.undo.extend(undo)
+
+    async def compensate(self) -> None:
+        """Undo this scope: run its registered compensations last first, each
+        isolated (a failing one is recorded and the others still run), shielded
+        from cancellation. The caller re-raises the error that got it here."""
+        undo, self.undo = self.undo, []
+        if undo:
+            await shielded(self._unwind(undo))
+
+    async def _unwind(self, undo: list[Undo]) -> None:
+        if len(undo) <= INLINE_COMPENSATION_LIMIT:
+            for entry in reversed(undo):
+                self.shared.undone.append(await _compensate_one(self.info, entry))
+            return
+        size = self.info.chunk_activity_limit
+        starts = range(0, len(undo), size)
+        for start in reversed(starts):
+            part = undo[start : start + size]
+            outcomes: list[str] = await workflow.execute_child_workflow(
+                f"{self.info.flow.name}.compensate",
+                Unwind(self.info, part),
+                id=f"{workflow.info().workflow_id}/_compensate/{part[-1].step}/"
+                f"{part[-1].task_id}-{len(part)}",
+                result_type=list[str],
+            )
+            self.shared.undone.extend(outcomes)
+
+
+async def _compensate_one(info: RunInfo, entry: Undo) -> str:
+    """Run one compensation task; its outcome as one line (never raises)."""
+    label = f"{entry.handler} undoing {entry.step}/{entry.task_id}"
+    request = CompensateRequest(
+        flow=info.flow,
+        run_id=info.run_id,
+        undo=entry,
+        tags=info.tags,
+    )
+    try:
+        await workflow.execute_activity(
+            "metaflow_compensate",
+            request,
+            activity_id=f"_compensate_{entry.step}/{entry.task_id}",
+            start_to_close_timeout=COMPENSATION_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(
+                maximum_attempts=COMPENSATION_ATTEMPTS,
+                initial_interval=timedelta(seconds=1),
+            ),
         )
+    except ActivityError as err:
+        workflow.logger.error("compensation %s failed: %s", label, _cause(err))
+        return f"{label}: failed: {_cause(err).splitlines()[0]}"
+    workflow.logger.info("compensation %s done", label)
+    return f"{label}: done"
+
+
+def _history_is_long(info: RunInfo) -> bool:
+    now = workflow.info()
+    return (
+        now.is_continue_as_new_suggested()
+        or now.get_current_history_length() >= info.loop_history_limit
+    )
+
+
+def _cause(err: BaseException) -> str:
+    cause = getattr(err, "cause", None)
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+def _succeeded(future: asyncio.Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 async def gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
@@ -303,10 +529,27 @@ async def gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
 
 
 async def _cancel_all(tasks: list[asyncio.Future]) -> None:
+    """Cancel the unfinished ones and wait until all are done (they may be undoing
+    their own scopes), even if this waiting is cancelled itself."""
     for t in tasks:
         if not t.done():
             t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await shielded(asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def shielded(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` to the end however often the awaiting task is cancelled
+    meanwhile (``asyncio.shield`` alone gives up at the first cancel)."""
+    inner = asyncio.ensure_future(awaitable)
+    while True:
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if inner.done():
+                return inner.result()
+            this = asyncio.current_task()
+            if this is not None:
+                this.uncancel()
 
 
 def _unwrap_child(err: ChildWorkflowError) -> BaseException:
@@ -347,24 +590,78 @@ async def execute(
         max_num_splits=options.max_num_splits,
         inline_activity_limit=options.inline_activity_limit,
         chunk_activity_limit=options.chunk_activity_limit,
+        loop_history_limit=options.loop_history_limit,
     )
     run = Run(info)
     workflow.logger.info("Metaflow run %s/%s", flow.name, info.run_id)
     await run.init(encode_parameters(params))
-    await graph(run)
+    try:
+        await graph(run)
+    except ApplicationError as err:
+        if not run.shared.undone:
+            raise
+        raise _with_compensations(err, run.shared.undone) from err
     return RunResult(
         flow=flow.name,
         run_id=info.run_id,
         pathspec=f"{flow.name}/{info.run_id}",
         status="completed",
-        tasks=dict(sorted(run.counts.items())),
+        tasks=dict(sorted(run.shared.counts.items())),
     )
 
 
-async def run_chunk(chunk: Chunk, body: Body) -> list[Task]:
-    """Body of a chunk child workflow: splits [start, stop) of one foreach."""
+def _with_compensations(err: ApplicationError, undone: list[str]) -> ApplicationError:
+    """A copy of ``err`` whose message ends with what the compensations did."""
+    lines = "\n".join(f"  {line}" for line in undone)
+    return ApplicationError(
+        f"{err.message}\ncompensations (last registered first):\n{lines}",
+        {"compensations": undone},
+        type=err.type,
+        non_retryable=True,
+    )
+
+
+async def run_chunk(chunk: Chunk, body: Body) -> ChunkResult:
+    """Body of a chunk child workflow: splits [start, stop) of one foreach. If it
+    fails or is cancelled, it undoes the splits that finished before it ends."""
     run = Run(chunk.info, chunk.scope)
-    return await run.run_splits(chunk.parent, body, chunk.start, chunk.stop, chunk.max_workers)
+    try:
+        tasks = await run.run_splits(
+            chunk.parent, body, chunk.start, chunk.stop, chunk.max_workers
+        )
+    except BaseException as err:
+        await run.compensate()
+        if isinstance(err, ApplicationError) and run.shared.undone:
+            raise _with_compensations(err, run.shared.undone) from err
+        raise
+    return ChunkResult(tasks, run.undo)
+
+
+async def run_loop(loop: Loop) -> LoopResult:
+    """Body of a loop child workflow: run the switch again while it chooses itself;
+    continue as new when the history grows long; undo what it ran if it fails."""
+    run = Run(loop.info, loop.scope, undo=loop.undo)
+    task, ran = loop.task, loop.ran
+    try:
+        while task.next_step == loop.spec.name:
+            # (at least one iteration per execution, so that it always moves on)
+            if ran > loop.ran and _history_is_long(loop.info):
+                workflow.continue_as_new(
+                    dataclasses.replace(loop, task=task, undo=run.undo, ran=ran)
+                )
+            task = await run.step(loop.spec, [task])
+            ran += 1
+    except workflow.ContinueAsNewError:
+        raise
+    except BaseException:
+        await run.compensate()
+        raise
+    return LoopResult(task, run.undo, ran)
+
+
+async def run_compensations(unwind: Unwind) -> list[str]:
+    """Body of a compensation child workflow: undo ``unwind.undo`` last first."""
+    return [await _compensate_one(unwind.info, entry) for entry in reversed(unwind.undo)]
 
 
 def unknown_branch(task: Task) -> ApplicationError:

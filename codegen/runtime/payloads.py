@@ -7,6 +7,18 @@ serialises it.
 
 from dataclasses import dataclass, field
 
+# Task id of every run's ``_parameters`` task (Metaflow's ``init``).
+PARAMETERS_TASK_ID = "t-params"
+
+
+@dataclass(frozen=True)
+class ConfigRef:
+    """A Metaflow ``Config`` of the flow: its name, attribute and ``plain`` flag."""
+
+    name: str
+    attr: str
+    plain: bool = False
+
 
 @dataclass(frozen=True)
 class FlowRef:
@@ -23,6 +35,11 @@ class FlowRef:
     top_level: tuple[str, ...] = ()
     # Run tags fixed at generation time (``--tag``).
     tags: tuple[str, ...] = ()
+    # The flow's Configs: resolved once per run by ``init`` (from their defaults and
+    # ``init_options``) and handed to every task, as Metaflow's runtime does.
+    configs: tuple[ConfigRef, ...] = ()
+    # Top-level options for ``init`` only (``--config NAME PATH``, ``--config-value``).
+    init_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,3 +89,25 @@ class TaskResult:
     # The step a switch chose (``_transition[0][0]``).
     next_step: str | None = None
     attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Undo:
+    """A registered compensation: run ``handler`` to undo task ``step/task_id``."""
+
+    handler: str
+    step: str
+    task_id: str
+    # ``run_id/step/task_id`` of the task's first input: what the compensation reads
+    # when the task never stored its own artifacts
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class CompensateRequest:
+    """Run one compensation as the Metaflow task ``_compensate_<step>/<task_id>``."""
+
+    flow: FlowRef
+    run_id: str
+    undo: Undo
+    tags: tuple[str, ...] = ()

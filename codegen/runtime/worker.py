@@ -36,6 +36,9 @@ from .orchestration import RunOptions
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them elsewhere).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# Heartbeats reach the server at least this often: a cancelled task learns of it (and
+# is killed) within about this long. The SDK's default is 80% of the heartbeat timeout.
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 CONNECT_FAILURE_GRACE = 0.5
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -145,9 +148,10 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(module.WORKFLOWS),
-        activities=[activities.init, activities.step],
+        activities=[activities.init, activities.step, activities.compensate],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
     )
 
