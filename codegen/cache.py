@@ -109,7 +109,7 @@ class _Recorder:
 
     def note(self, kind: str, path: Path, value: Any) -> None:
         if self.checks.setdefault((kind, str(path)), value) != value:
-            self.complete = False  # the file changed while we read it
+            self.complete = False  # the file system changed during the run
 
 
 def _read(path: Path) -> str | None:
@@ -251,8 +251,8 @@ class Cache:
             files = {name: text for name, text in entry["files"]}
             if all(isinstance(t, str) and _file_name(n) for n, t in files.items()):
                 return files
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # missing or corrupt: a miss
+        except Exception:  # missing, corrupt, or a check that fails to run: a miss
+            pass
         return None
 
     @staticmethod

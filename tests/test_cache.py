@@ -250,6 +250,7 @@ def test_errors_are_not_cached(project, cache, runs):
         b'{"format": 1}',
         "json:unknown check kind",  # e.g. ["unlink", path, ...] must never be called
         "json:file name outside the output dir",
+        "json:a check that raises",  # resolving a symlink loop
     ],
 )
 def test_corrupt_entries_are_misses(project, cache, runs, content):
@@ -260,6 +261,10 @@ def test_corrupt_entries_are_misses(project, cache, runs, content):
     victim.write_text("keep me")
     if content == "json:unknown check kind":
         entry["checks"].append(["unlink", str(victim), True])
+        content = json.dumps(entry).encode()
+    elif content == "json:a check that raises":
+        (project / "loop").symlink_to("loop")
+        entry["checks"].insert(0, ["resolve", str(project / "loop"), "?"])
         content = json.dumps(entry).encode()
     elif content == "json:file name outside the output dir":
         entry["files"].append(["../escaped.py", "x = 1\n"])
@@ -386,7 +391,8 @@ def test_cli_hit_is_identical_and_loads_nothing_heavy(tmp_path):
     for mode, expected in (("--check", 1), ("--diff", 0)):
         uncached = _cli([*flows, "-o", out, mode], None)
         hit = _cli([*flows, "-o", out, mode], cache_dir)
-        assert uncached[:3] == hit[:3] and hit[0] == expected and hit[3] == []
+        assert uncached[:3] == hit[:3] and hit[0] == expected
+        assert (uncached[3], hit[3]) == (HEAVY, [])
         assert "-# stale" in hit[1]
 
 
