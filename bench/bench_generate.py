@@ -78,6 +78,7 @@ def main() -> None:
         cases[f"{name}: CLI warm (hit)"] = ([*cli, flow, "-o", out], cached, lambda: None)
         cases[f"{name}: --check warm"] = ([*cli, flow, "-o", out, "--check"], cached, lambda: None)
     medians = _round_robin(cases, runs)
+    os.environ["MF_TEMPORAL_CODEGEN_NO_CACHE"] = "1"  # in-process: no on-disk caches at all
     for name in EXAMPLES:
         medians[f"{name}: in-process"] = _in_process(ROOT / "examples" / name, work / "in-process", runs)
     shutil.rmtree(work)
