@@ -75,6 +75,7 @@ def _options(args: argparse.Namespace):
 
 def generate_main(argv: list[str]) -> int:
     args = _generate_parser().parse_args(argv)
+    from .cache import Cache
     from .pipeline import generate
     from .write import diff, stale, write_all
 
@@ -82,7 +83,7 @@ def generate_main(argv: list[str]) -> int:
         print("mf-temporal-codegen: error: --max-workers must be at least 1", file=sys.stderr)
         return EXIT_ERROR
     try:
-        files = generate(args.flows, args.out, _options(args))
+        files = generate(args.flows, args.out, _options(args), Cache.from_env())
     except CodegenError as err:
         print(err, file=sys.stderr)
         return EXIT_ERROR

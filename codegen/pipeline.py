@@ -1,4 +1,8 @@
-"""parse -> model -> plan -> render -> format: flow files in, module sources out."""
+"""parse -> model -> plan -> render -> format: flow files in, module sources out.
+
+The heavy stages (libcst, jinja2, black) are imported only when a module is actually
+generated, so a generation cache hit (``cache.py``) never loads them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,10 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import plan as planner
-from .fmt import format_source
-from .graph import analyze
-from .parse import load_flows
-from .render import Target, render
+if TYPE_CHECKING:
+    from .cache import Cache
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ def _rel(path: Path, start: Path) -> str:
     return PurePosixPath(Path(os.path.relpath(path.resolve(), start.resolve()))).as_posix()
 
 
-def generate(flow_files: list[Path], outdir: Path, options: Options = Options()) -> dict[Path, str]:
-    """Formatted sources of every generated module, keyed by output path."""
+def _jobs(flow_files: list[Path], outdir: Path, options: Options) -> list[dict[str, Any]]:
+    """Per flow file: its display name and the ``render.Target`` fields (cheap, no parsing)."""
     root = project_root(outdir)
     out_rel = _rel(outdir, root)
     config_flags = [a for n, f in options.configs for a in ("--config", n, _rel(f, root))]
@@ -50,28 +52,65 @@ def generate(flow_files: list[Path], outdir: Path, options: Options = Options())
         ["mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel, *options.flags, *config_flags]
     )
     package = "" if out_rel.startswith("..") or out_rel == "." else out_rel.replace("/", ".") + "."
-    results: dict[Path, str] = {}
-    for flow_file in flow_files:
-        display = _rel(flow_file, Path.cwd()) if not flow_file.is_absolute() else str(flow_file)
+    return [
+        {
+            "display": _rel(f, Path.cwd()) if not f.is_absolute() else str(f),
+            "target": {
+                "source": _rel(f, outdir),
+                "command": command,
+                "package": package,
+                "top_level": list(options.top_level),
+                "tags": list(options.tags),
+                "max_workers": options.max_workers,
+                "init_options": list(_init_options(options, f)),
+            },
+        }
+        for f in flow_files
+    ]
+
+
+def _sources(
+    flow_files: list[Path], jobs: list[dict[str, Any]], track: Callable[[Path], Path] = Path
+) -> dict[str, str]:
+    """Formatted source per generated file name; the parser opens flows via ``track``."""
+    from . import plan as planner
+    from .errors import CodegenError
+    from .fmt import format_source
+    from .graph import analyze
+    from .parse import load_flows
+    from .render import Target, render
+
+    results: dict[str, str] = {}
+    for flow_file, job in zip(flow_files, jobs):
+        fields = job["target"]
         target = Target(
-            source=_rel(flow_file, outdir),
-            command=command,
-            package=package,
-            top_level=options.top_level,
-            tags=options.tags,
-            max_workers=options.max_workers,
-            init_options=_init_options(options, flow_file),
+            **{
+                **fields,
+                "top_level": tuple(fields["top_level"]),
+                "tags": tuple(fields["tags"]),
+                "init_options": tuple(fields["init_options"]),
+            }
         )
-        for flow in load_flows(flow_file, display):
+        for flow in load_flows(track(flow_file), job["display"]):
             plan = planner.build(analyze(flow))
             for name, text in render(plan, target).items():
-                path = outdir / name
-                if path in results:
-                    from .errors import CodegenError
-
+                if name in results:
                     raise CodegenError(flow.pos, f"two flows generate {name}", "rename one of the flow classes")
-                results[path] = format_source(name, text)
-    return dict(sorted(results.items()))
+                results[name] = format_source(name, text)
+    return results
+
+
+def generate(
+    flow_files: list[Path], outdir: Path, options: Options = Options(), cache: Cache | None = None
+) -> dict[Path, str]:
+    """Formatted sources of every generated module, keyed by output path."""
+    jobs = _jobs(flow_files, outdir, options)
+    if cache is None:
+        sources = _sources(flow_files, jobs)
+    else:
+        inputs = {"flows": [str(f) for f in flow_files], "outdir": str(outdir), "jobs": jobs}
+        sources = cache.run(inputs, lambda track: _sources(flow_files, jobs, track))
+    return dict(sorted((outdir / name, text) for name, text in sources.items()))
 
 
 def _init_options(options: Options, flow_file: Path) -> tuple[str, ...]:

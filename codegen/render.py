@@ -38,9 +38,12 @@ class Target:
 
 @functools.cache
 def _env() -> jinja2.Environment:
+    from .cache import template_cache
+
     folder = resources.files("mf_temporal_codegen.templates")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
+        bytecode_cache=template_cache(jinja2),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

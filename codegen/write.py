@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -22,6 +20,8 @@ def stale(files: dict[Path, str]) -> dict[Path, str]:
 
 def diff(files: dict[Path, str]) -> str:
     """A unified diff from what is on disk to what would be generated."""
+    import difflib
+
     chunks = []
     for path, text in files.items():
         before = _current(path)
@@ -38,6 +38,8 @@ def diff(files: dict[Path, str]) -> str:
 
 def write_all(files: dict[Path, str]) -> list[Path]:
     """Write every changed file via a temp file and rename; the paths written."""
+    import tempfile
+
     written = []
     for path, text in stale(files).items():
         path.parent.mkdir(parents=True, exist_ok=True)
