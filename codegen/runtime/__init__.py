@@ -5,6 +5,7 @@ API, never Metaflow. The activities (which run Metaflow) live in ``.activities``
 and are registered by the worker (``.worker``).
 """
 
+from .deployment import Project, Schedule
 from .orchestration import (
     Chunk,
     Run,
@@ -27,10 +28,12 @@ __all__ = [
     "Chunk",
     "FlowRef",
     "InitRequest",
+    "Project",
     "Run",
     "RunInfo",
     "RunOptions",
     "RunResult",
+    "Schedule",
     "StepFailed",
     "StepRequest",
     "StepSpec",
