@@ -33,9 +33,14 @@ def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Sc
     if d is None or d.origin != METAFLOW:
         return None
     args = _attributes(d, SCHEDULE_ATTRIBUTES)
-    expression = args.get("cron")
+    # Metaflow reads an empty cron= as none given.
+    expression = args.get("cron") or None
     if expression is not None and not isinstance(expression, str):
-        raise CodegenError(d.pos_of("cron"), "@schedule(cron=) must be a string", _cron_hint())
+        raise CodegenError(
+            d.pos_of("cron"),
+            "@schedule(cron=) must be a string",
+            "write an EventBridge expression such as cron='0 12 * * ? *'",
+        )
     if expression is None:
         daily = args.get("daily", True)
         expression = next(
@@ -74,10 +79,6 @@ def _check_timezone(d: m.Decorator, timezone: Any) -> None:
             f"unknown time zone {timezone!r} in @schedule(timezone=)",
             "use an IANA time zone name such as 'Europe/Paris' or 'America/Los_Angeles'",
         )
-
-
-def _cron_hint() -> str:
-    return "write an EventBridge expression such as cron='0 12 * * ? *'"
 
 
 def project(d: m.Decorator | None) -> m.Project | None:

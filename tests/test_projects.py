@@ -68,3 +68,21 @@ def test_project_branch_reaches_every_step(case, tmp_path, temporal_env, mf_env)
     assert run["end"].task["seen"].data == {"start": expected, "end": expected}
     assert {"gen_tag", "trig_tag"} <= set(run.user_tags)
     assert {"project:mf_temporal", f"project_branch:{branch}"} <= set(run.system_tags)
+
+
+@pytest.mark.parametrize(
+    "env, owner",
+    [
+        ({"METAFLOW_OWNER": "owner", "METAFLOW_USER": "mf", "USERNAME": "u"}, "owner"),
+        ({"METAFLOW_USER": "mf", "SUDO_USER": "sudo", "USERNAME": "u"}, "mf"),
+        ({"SUDO_USER": "root", "USERNAME": "u", "USER": "x"}, "u"),
+        ({"USER": "x"}, "x"),
+        ({"USER": "root"}, "temporal"),
+    ],
+)
+def test_user_branch_owner(env, owner):
+    """Metaflow's order (project_decorator.format_name, util.get_username), then the
+    user tasks run as when there is none."""
+    from mf_temporal_codegen.runtime.deployment import project_owner
+
+    assert project_owner(env) == owner

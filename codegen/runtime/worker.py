@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities import MetaflowActivities
@@ -317,7 +318,15 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if not args.no_schedule:
-        outcome = await sync_schedule(client, module, deployment, task_queue)
+        try:
+            outcome = await sync_schedule(client, module, deployment, task_queue)
+        except RPCError as exc:
+            print(
+                f"error: schedule {deployment.schedule_id}: {exc} "
+                "(--no-schedule starts the worker without touching it)",
+                file=sys.stderr,
+            )
+            return 1
         if outcome != "none":
             print(f"schedule {deployment.schedule_id}: {outcome}", flush=True)
     print(
