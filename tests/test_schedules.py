@@ -60,7 +60,7 @@ def _exists(temporal_env, sid) -> bool:
 def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env, schedules):
     from metaflow import Run, namespace
 
-    generate_into(SCHEDULED, tmp_path / "out")
+    generate_into(SCHEDULED, tmp_path / "out", tags=("nightly",))
     module = "out.scheduled_flow_worker"
     address = ("--address", temporal_env.address)
     schedules.append("ScheduledFlow")
@@ -124,6 +124,7 @@ def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env,
         run = Run(result.pathspec)
         assert run.successful
         assert run["report"].task["summary"].data == "eu: 7 days"
+        assert "nightly" in run.user_tags
 
     # A second start with the same module changes nothing.
     with worker_process(tmp_path, module, *address) as worker:

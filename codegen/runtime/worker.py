@@ -245,8 +245,22 @@ def describe_failure(exc: BaseException | None) -> str:
 
 
 def main(module: ModuleType, argv: list[str] | None = None) -> int:
-    """Command line of a generated worker entry point; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Command line of a generated worker entry point; returns the exit code.
+
+    Without ``argv`` (the entry module's ``__main__``) it ends the process itself once
+    the output is flushed: the SDK's core threads can abort the interpreter's exit of
+    a short-lived client, after a successful trigger too (temporalio/sdk-python#300).
+    """
+    if argv is None:
+        code = _command(module, sys.argv[1:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return _command(module, argv)
+
+
+def _command(module: ModuleType, argv: list[str]) -> int:
+    argv = list(argv)
     if not argv or argv[0] not in ("worker", "trigger", "-h", "--help"):
         argv.insert(0, "worker")
     args = _parser(module).parse_args(argv)
