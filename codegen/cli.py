@@ -31,9 +31,8 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-value", nargs=2, action="append", default=[], metavar=("NAME", "JSON"), help="Metaflow Config NAME given as JSON")
     p.add_argument("--tag", action="append", default=[], help="tag every run")
     p.add_argument("--max-workers", type=int, default=16, help="tasks of one foreach running at once (default 16)")
-    branch = p.add_mutually_exclusive_group()
-    branch.add_argument("--branch", help="@project branch")
-    branch.add_argument("--production", action="store_true", help="@project production branch")
+    p.add_argument("--branch", help="@project branch")
+    p.add_argument("--production", action="store_true", help="@project production branch")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 

@@ -31,9 +31,15 @@ class Decorator:
     origin: str
     kwargs: tuple[tuple[str, Any], ...]
     pos: Pos
+    # where each keyword argument's value starts
+    arg_pos: tuple[tuple[str, Pos], ...] = ()
 
     def arg(self, key: str, default: Any = None) -> Any:
         return dict(self.kwargs).get(key, default)
+
+    def pos_of(self, key: str) -> Pos:
+        """The position of argument ``key``'s value, else of the decorator."""
+        return dict(self.arg_pos).get(key, self.pos)
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,30 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """``@schedule``: when a production scheduler starts the flow."""
+
+    # Metaflow's expression (EventBridge syntax), e.g. "0 * * * ? *" for hourly=True
+    cron: str
+    # the decorator's arguments as written, e.g. "hourly=True"
+    written: str
+    # IANA time zone name (Metaflow: Argo only); None = UTC
+    timezone: str | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Project:
+    """``@project``: the flow's project; branches come from it and the CLI."""
+
+    name: str
+    # branch= and production= as given in the decorator (None: not given)
+    branch: str | None
+    production: bool | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class Flow:
     """A FlowSpec subclass with everything inherited from its local base classes."""
 
@@ -118,6 +148,8 @@ class Flow:
     end: str
     # sorted by step name
     compensations: tuple[Compensation, ...] = ()
+    schedule: Schedule | None = None
+    project: Project | None = None
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)

@@ -16,6 +16,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from . import flow_decorators
 from . import model as m
 from .errors import CodegenError, Pos
 
@@ -318,19 +319,22 @@ def _build_flow(loader: _Loader, cls: _ClassDef, sha: str) -> m.Flow:
     ordered = sorted(steps.values(), key=lambda s: (s.pos.file, s.pos.line))
     start, end = _start_end(name, pos, ordered)
     typed = tuple(_typed(s, start, end) for s in ordered)
+    parameters = tuple(sorted(params.values(), key=lambda p: p.name))
     return m.Flow(
         name=name,
         file=source.display,
         sha256=sha,
         pos=pos,
         doc=_docstring(cls.node),
-        parameters=tuple(sorted(params.values(), key=lambda p: p.name)),
+        parameters=parameters,
         configs=tuple(sorted(configs.values(), key=lambda c: c.name)),
         decorators=tuple(sorted(decorators.values(), key=lambda d: d.name)),
         steps=typed,
         start=start,
         end=end,
         compensations=_one_per_step(handlers.values()),
+        schedule=flow_decorators.schedule(decorators.get("schedule"), parameters),
+        project=flow_decorators.project(decorators.get("project")),
     )
 
 
@@ -478,6 +482,7 @@ def _decorator(source: _Source, deco: cst.Decorator) -> m.Decorator:
         )
     origin, name = _origin(source, dotted)
     kwargs: list[tuple[str, Any]] = []
+    arg_pos: list[tuple[str, Pos]] = []
     positional = []
     for arg in call.args if call else ():
         value = _decorator_value(source, arg.value)
@@ -485,9 +490,10 @@ def _decorator(source: _Source, deco: cst.Decorator) -> m.Decorator:
             positional.append(value)
         else:
             kwargs.append((arg.keyword.value, value))
+            arg_pos.append((arg.keyword.value, source.pos(arg.value)))
     if positional:
         kwargs.append(("_args", tuple(positional)))
-    return m.Decorator(name, origin, tuple(kwargs), source.pos(deco))
+    return m.Decorator(name, origin, tuple(kwargs), source.pos(deco), tuple(arg_pos))
 
 
 @dataclass(frozen=True)

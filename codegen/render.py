@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 
 from . import __version__
+from . import flow_decorators
 from . import model as m
 from .errors import CodegenError
 from .parse import SourceExpr
@@ -190,6 +191,25 @@ def _param_view(p: m.Parameter) -> dict[str, Any]:
     return {"field": p.field, "annotation": annotation, "required": required, "default": p.default, "doc": doc}
 
 
+def _deployment(flow: m.Flow, target: Target) -> dict[str, Any]:
+    """@project and @schedule constants, and the task queue the deployment is named by."""
+    branch = flow_decorators.branch(flow, target.top_level)
+    project = schedule = None
+    name = flow.name
+    if branch is not None:
+        name = branch.flow_name(flow.name)
+        project = {"name": branch.project, "branch": branch.branch, "line": flow.project.pos.line}
+    if flow.schedule is not None:
+        s = flow.schedule
+        schedule = {"cron": s.cron, "timezone": s.timezone, "written": s.written, "line": s.pos.line}
+    return {
+        "project": project,
+        "schedule": schedule,
+        "deployment_name": name,
+        "task_queue": f"metaflow-{name}" if name else None,
+    }
+
+
 def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
@@ -231,11 +251,11 @@ def render(plan: Plan, target: Target) -> dict[str, str]:
         "top_level": target.top_level,
         "tags": target.tags,
         "init_options": target.init_options,
-        "task_queue": f"metaflow-{flow.name}",
         "max_workers": target.max_workers,
         "chunk_class": lambda method: chunk_class(flow, method),
         "workflow_module": workflow_module,
         "worker_module": worker_module,
+        **_deployment(flow, target),
     }
     return {
         f"{workflow_module}.py": _env().get_template("workflow.py.j2").render(context),

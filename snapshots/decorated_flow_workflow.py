@@ -32,7 +32,11 @@ FLOW = rt.FlowRef(
     tags=(),
     configs=(rt.ConfigRef("config", "config"),),
 )
-TASK_QUEUE = "metaflow-DecoratedFlow"
+# @project (decorated.py:11): the user branch user.<owner>. The worker and
+# the trigger resolve the owner (METAFLOW_OWNER, else the user) and the task queue
+# metaflow-demo_project.user.<owner>.DecoratedFlow.
+PROJECT = rt.Project("demo_project", branch=None)
+TASK_QUEUE = None
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
 

@@ -5,6 +5,7 @@ API, never Metaflow. The activities (which run Metaflow) live in ``.activities``
 and are registered by the worker (``.worker``).
 """
 
+from .deployment import Project, Schedule
 from .orchestration import (
     Chunk,
     ChunkResult,
@@ -46,10 +47,12 @@ __all__ = [
     "InitRequest",
     "Loop",
     "LoopResult",
+    "Project",
     "Run",
     "RunInfo",
     "RunOptions",
     "RunResult",
+    "Schedule",
     "StepFailed",
     "StepRequest",
     "StepSpec",

@@ -2,9 +2,10 @@
 
 A generated module exposes ``WORKFLOWS`` (classes to register), ``WORKFLOW`` (the main
 workflow, named like the flow), ``PARAMS`` (frozen dataclass of the flow's Parameters),
-``FLOW`` (:class:`FlowRef`) and ``TASK_QUEUE``. Its worker entry calls :func:`main`::
+``FLOW`` (:class:`FlowRef`), ``TASK_QUEUE`` and, for ``@project``/``@schedule`` flows,
+``PROJECT``/``SCHEDULE``. Its worker entry calls :func:`main`::
 
-    python -m out.myflow_worker                          # long-running worker
+    python -m out.myflow_worker                          # long-running worker (+ schedule)
     python -m out.myflow_worker trigger --param k=v      # start a run, wait, print pathspec
 """
 
@@ -18,7 +19,6 @@ import json
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -27,11 +27,14 @@ from types import ModuleType
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities import MetaflowActivities
+from .deployment import resolve
 from .launcher import Launcher, SubprocessLauncher
 from .orchestration import RunOptions
+from .schedules import sync_schedule
 
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them elsewhere).
@@ -139,9 +142,12 @@ def build_worker(
     exception in workflow code fails the run; by default Temporal retries the
     workflow task until a fixed worker is deployed (the run looks hung meanwhile).
     """
+    owner = resolve(module).owner
     activities = MetaflowActivities(
         Path(module.__file__).parent,
         launcher=make_launcher(launcher),
+        # a @project user branch: every task sees the branch the worker resolved
+        env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
         on_event=on_event,
     )
     return Worker(
@@ -205,7 +211,7 @@ async def start_workflow(
     return await client.start_workflow(
         run,
         args=args,
-        id=workflow_id or f"{module.FLOW.name}-{uuid.uuid4().hex[:12]}",
+        id=workflow_id or resolve(module).new_workflow_id(),
         task_queue=task_queue,
     )
 
@@ -243,8 +249,22 @@ def describe_failure(exc: BaseException | None) -> str:
 
 
 def main(module: ModuleType, argv: list[str] | None = None) -> int:
-    """Command line of a generated worker entry point; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Command line of a generated worker entry point; returns the exit code.
+
+    Without ``argv`` (the entry module's ``__main__``) it ends the process itself once
+    the output is flushed: the SDK's core threads can abort the interpreter's exit of
+    a short-lived client, after a successful trigger too (temporalio/sdk-python#300).
+    """
+    if argv is None:
+        code = _command(module, sys.argv[1:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return _command(module, argv)
+
+
+def _command(module: ModuleType, argv: list[str]) -> int:
+    argv = list(argv)
     if not argv or argv[0] not in ("worker", "trigger", "-h", "--help"):
         argv.insert(0, "worker")
     args = _parser(module).parse_args(argv)
@@ -284,9 +304,16 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
             "--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
         )
         sub.add_argument("--namespace", default="default")
-        sub.add_argument("--task-queue", default=module.TASK_QUEUE)
+        sub.add_argument(
+            "--task-queue", default=None, help="default: the flow's (see @project)"
+        )
     worker.add_argument(
         "--launcher", default="subprocess", choices=["subprocess", "fork"]
+    )
+    worker.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="leave the flow's Temporal Schedule (@schedule) as it is",
     )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
@@ -302,20 +329,34 @@ async def _serve(
     module: ModuleType, args: argparse.Namespace, launcher: Launcher
 ) -> int:
     client = await connect(args.address, args.namespace)
+    deployment = resolve(module)
+    task_queue = args.task_queue or deployment.task_queue
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not args.no_schedule:
+        try:
+            outcome = await sync_schedule(client, module, deployment, task_queue)
+        except RPCError as exc:
+            print(
+                f"error: schedule {deployment.schedule_id}: {exc} "
+                "(--no-schedule starts the worker without touching it)",
+                file=sys.stderr,
+            )
+            return 1
+        if outcome != "none":
+            print(f"schedule {deployment.schedule_id}: {outcome}", flush=True)
     print(
-        f"worker for {module.FLOW.name} on {args.address} "
-        f"(namespace {args.namespace}, task queue {args.task_queue}, "
+        f"worker for {deployment.name} on {args.address} "
+        f"(namespace {args.namespace}, task queue {task_queue}, "
         f"launcher {launcher.name}); Ctrl-C to stop",
         flush=True,
     )
     async with running_worker(
         client,
         module,
-        task_queue=args.task_queue,
+        task_queue=task_queue,
         launcher=launcher,
         max_concurrent_activities=args.max_concurrent_activities,
     ):
@@ -327,15 +368,16 @@ async def _serve(
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
     client = await connect(args.address, args.namespace)
     options = RunOptions(max_workers=args.max_workers, tags=tuple(args.tag))
+    task_queue = args.task_queue or resolve(module).task_queue
     handle = await start_workflow(
         client,
         module,
         params,
-        task_queue=args.task_queue,
+        task_queue=task_queue,
         workflow_id=args.workflow_id,
         options=options,
     )
-    print(f"workflow: {handle.id} (task queue {args.task_queue})", flush=True)
+    print(f"workflow: {handle.id} (task queue {task_queue})", flush=True)
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:

@@ -1,0 +1,187 @@
+"""``@schedule`` and ``@project``: read, checked and named as Metaflow does.
+
+Metaflow checks some of this only when a flow is deployed (Argo refuses to schedule a
+flow with a required Parameter that has no default; a bad cron fails at the
+scheduler); here every such rule is a generation-time error with a position.
+See ``metaflow/plugins/aws/step_functions/schedule_decorator.py`` and
+``metaflow/plugins/project_decorator.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from . import cron
+from . import model as m
+from .errors import CodegenError, Pos
+
+METAFLOW = "metaflow"
+# Metaflow's @schedule presets (ScheduleDecorator.flow_init).
+PRESETS = (("weekly", "0 0 ? * SUN *"), ("hourly", "0 * * * ? *"), ("daily", "0 0 * * ? *"))
+SCHEDULE_ATTRIBUTES = ("cron", "weekly", "daily", "hourly", "timezone")
+PROJECT_ATTRIBUTES = ("name", "branch", "production")
+# project_decorator.VALID_NAME_RE / VALID_NAME_LEN
+INVALID_NAME = re.compile(r"[^a-z0-9_]")
+MAX_NAME = 128
+
+
+def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Schedule | None:
+    """The flow's schedule; None without @schedule or with every preset off."""
+    if d is None or d.origin != METAFLOW:
+        return None
+    args = _attributes(d, SCHEDULE_ATTRIBUTES)
+    # Metaflow reads an empty cron= as none given.
+    expression = args.get("cron") or None
+    if expression is not None and not isinstance(expression, str):
+        raise CodegenError(
+            d.pos_of("cron"),
+            "@schedule(cron=) must be a string",
+            "write an EventBridge expression such as cron='0 12 * * ? *'",
+        )
+    if expression is None:
+        daily = args.get("daily", True)
+        expression = next(
+            (preset for key, preset in PRESETS if (daily if key == "daily" else args.get(key))),
+            None,
+        )
+        if expression is None:
+            # Metaflow (and Argo) then schedule nothing.
+            return None
+    else:
+        try:
+            cron.parse(expression)
+        except cron.CronError as err:
+            raise CodegenError(d.pos_of("cron"), err.message, err.hint) from None
+    timezone = args.get("timezone")
+    if timezone is not None:
+        _check_timezone(d, timezone)
+    for p in parameters:
+        if p.required and not p.has_default:
+            raise CodegenError(
+                p.pos,
+                f"Parameter {p.name!r} is required and has no default, so a scheduled "
+                "run cannot set it",
+                "give it a default (as Metaflow's Argo Workflows scheduler requires), "
+                "or drop @schedule",
+            )
+    written = ", ".join(f"{k}={v!r}" for k, v in d.kwargs)
+    return m.Schedule(expression, written, timezone, d.pos)
+
+
+def _check_timezone(d: m.Decorator, timezone: Any) -> None:
+    known = zoneinfo.available_timezones()
+    if not isinstance(timezone, str) or (known and timezone not in known):
+        raise CodegenError(
+            d.pos_of("timezone"),
+            f"unknown time zone {timezone!r} in @schedule(timezone=)",
+            "use an IANA time zone name such as 'Europe/Paris' or 'America/Los_Angeles'",
+        )
+
+
+def project(d: m.Decorator | None) -> m.Project | None:
+    """The flow's @project, its name and decorator-given branch checked."""
+    if d is None or d.origin != METAFLOW:
+        return None
+    args = _attributes(d, PROJECT_ATTRIBUTES)
+    name = args.get("name")
+    if not name or not isinstance(name, str):
+        raise CodegenError(d.pos, "@project needs a name", "write @project(name='some_name')")
+    _check_name(d.pos_of("name"), name, "The @project name")
+    branch = args.get("branch")
+    if branch is not None:
+        _check_name(d.pos_of("branch"), str(branch), "The branch name")
+    production = args.get("production")
+    return m.Project(
+        name, None if branch is None else str(branch),
+        None if production is None else bool(production), d.pos,
+    )
+
+
+def _attributes(d: m.Decorator, known: tuple[str, ...]) -> dict[str, Any]:
+    from .parse import SourceExpr
+
+    args = dict(d.kwargs)
+    if "_args" in args:
+        raise CodegenError(
+            d.pos, f"@{d.name} takes keyword arguments only", f"write @{d.name}({known[0]}=...)"
+        )
+    for key, value in args.items():
+        if key not in known:
+            raise CodegenError(
+                d.pos_of(key),
+                f"@{d.name} does not support the attribute {key!r}",
+                "supported attributes: " + ", ".join(known),
+            )
+        if isinstance(value, SourceExpr):
+            raise CodegenError(
+                d.pos_of(key),
+                f"@{d.name}({key}=) must be a literal, got `{value.code}`",
+                "the generator reads the flow statically; use a literal value here",
+            )
+    return args
+
+
+def _check_name(pos: Pos, name: str, what: str) -> None:
+    if INVALID_NAME.search(name):
+        raise CodegenError(
+            pos,
+            f"{what} must contain only lowercase alphanumeric characters and underscores, "
+            f"got {name!r}",
+            "Metaflow rejects it too; e.g. " + repr(INVALID_NAME.sub("_", name.lower())),
+        )
+    if len(name) > MAX_NAME:
+        raise CodegenError(pos, f"{what} is longer than {MAX_NAME} characters", "shorten it")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A flow's project branch at generation time (Metaflow's ``format_name``)."""
+
+    project: str
+    # "test.x", "prod", "prod.x"; None for the user branch, resolved by the worker
+    branch: str | None
+
+    def flow_name(self, flow: str) -> str | None:
+        """Metaflow's project flow name, ``<project>.<branch>.<Flow>``."""
+        return None if self.branch is None else f"{self.project}.{self.branch}.{flow}"
+
+
+def branch(flow: m.Flow, top_level: tuple[str, ...]) -> Branch | None:
+    """The branch of ``flow`` given the forwarded ``--branch``/``--production`` options."""
+    cli_branch = next(
+        (o.split("=", 1)[1] for o in reversed(top_level) if o.startswith("--branch=")), None
+    )
+    cli_production = "--production" in top_level
+    p = flow.project
+    if p is None:
+        if cli_branch is not None or cli_production:
+            flag = "--production" if cli_production else "--branch"
+            raise CodegenError(
+                flow.pos,
+                f"{flag} is given but flow {flow.name} has no @project",
+                "add @project(name=...) to the flow or drop the option (Metaflow has "
+                f"no {flag} option without @project)",
+            )
+        return None
+    # Metaflow: an option given both ways must agree (ProjectDecorator.flow_init).
+    for key, cli, attr, default in (
+        ("branch", cli_branch, p.branch, None),
+        ("production", cli_production, p.production, False),
+    ):
+        if attr is not None and cli != default and attr != cli:
+            raise CodegenError(
+                p.pos,
+                f"{key} is given both as --{key} and as @project({key}=)",
+                "Metaflow refuses different values; drop one of them",
+            )
+    given = p.branch if p.branch is not None else cli_branch
+    production = p.production if p.production is not None else cli_production
+    if given is not None:
+        if p.branch is None:
+            _check_name(p.pos, given, "The --branch value")
+        prefix = "prod" if production else "test"
+        return Branch(p.name, f"{prefix}.{given}")
+    return Branch(p.name, "prod" if production else None)

@@ -1,0 +1,16 @@
+from metaflow import FlowSpec, project, step
+
+
+@project(name="demo", branch="feature")
+class ProjectOkFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ProjectOkFlow()
