@@ -81,6 +81,13 @@ def generate_main(argv: list[str]) -> int:
     if args.max_workers < 1:
         print("mf-temporal-codegen: error: --max-workers must be at least 1", file=sys.stderr)
         return EXIT_ERROR
+    if args.environment in ("conda", "pypi"):
+        print(
+            f"mf-temporal-codegen: error: --environment={args.environment} is not "
+            "supported: workers cannot build @pypi/@conda environments yet",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         files = generate(args.flows, args.out, _options(args), Cache.from_env())
     except CodegenError as err:

@@ -28,18 +28,19 @@ SUPPORTED_STEP_DECORATORS = frozenset(
         "batch",
         "card",
         "catch",
-        "conda",
         "environment",
         "kubernetes",
-        "pypi",
         "resources",
         "retry",
         "secrets",
         "timeout",
     }
 )
-SUPPORTED_FLOW_DECORATORS = frozenset(
-    {"conda_base", "project", "pypi_base", "schedule"}
+SUPPORTED_FLOW_DECORATORS = frozenset({"project", "schedule"})
+ENVIRONMENT_HINT = (
+    "workers run tasks in their own Python and cannot build @pypi/@conda "
+    "environments yet (Metaflow needs --environment=pypi for them); install the "
+    "packages where the worker runs and remove the decorator"
 )
 UNSUPPORTED_HINTS = {
     "parallel": "@parallel (multi-node) steps cannot run on Temporal yet; "
@@ -49,6 +50,10 @@ UNSUPPORTED_HINTS = {
     "trigger_on_finish": "event triggers are not supported yet; start runs with the "
     "worker's `trigger` command or a Temporal Schedule (@schedule)",
     "exit_hook": "exit hooks are not supported yet; put the work in the end step",
+    "pypi": ENVIRONMENT_HINT,
+    "conda": ENVIRONMENT_HINT,
+    "pypi_base": ENVIRONMENT_HINT,
+    "conda_base": ENVIRONMENT_HINT,
 }
 
 

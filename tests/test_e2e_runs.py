@@ -221,3 +221,23 @@ def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_en
     assert ours["start"][0]["seen"] == ["prod"]
     assert ours["join"][0]["seen"] == [("prod", "careful", 3, "prod")]
     assert ours["end"][0]["final"] == ("prod", "careful")
+
+
+def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_env):
+    """Decorators Metaflow applies inside the task work unchanged: @card renders a
+    card the Client API finds, @project names the project in `current`."""
+    import shutil
+
+    from metaflow.cards import get_cards
+
+    # Metaflow stores local cards under the .metaflow folder found from the task's
+    # cwd (the flow's folder): keep the flow where its datastore is, as users do.
+    shutil.copy(EXAMPLES / "decorated.py", mf_env)
+    module = load_module(mf_env / "decorated.py", tmp_path / "out")
+    result, _ = run_on_temporal(temporal_env, module)
+    assert not isinstance(result, BaseException), result
+    run = _client_run(result.pathspec)
+    cards = get_cards(run["start"].task)
+    assert len(cards) == 1 and "DecoratedFlow" in cards[0].get()
+    assert run["start"].task["project_name"].data == "demo_project"
+    assert "project:demo_project" in run.system_tags

@@ -213,6 +213,14 @@ CASES = [
         "The maximum number of retries is @retry(times=4).",
     ),
     Case(
+        "pypi_step.py",
+        "5:5",
+        "unsupported decorator @pypi",
+        # without --environment=pypi Metaflow refuses it too; with it, workers cannot
+        # build the environment yet
+        "@pypi decorator requires --environment=conda or --environment=pypi",
+    ),
+    Case(
         "compensate_unknown_step.py",
         "15:5",
         "compensation refund undoes unknown step 'chrage'",
