@@ -32,6 +32,17 @@ def _undos(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("undo ")]
 
 
+def _replays(temporal_env, module, handle) -> None:
+    """The workflow code replays its own history without nondeterminism."""
+    from temporalio.worker import Replayer
+
+    async def replay():
+        history = await handle.fetch_history()
+        await Replayer(workflows=module.WORKFLOWS).replay_workflow(history)
+
+    temporal_env.run(replay())
+
+
 def _start(temporal_env, module, params, **kwargs):
     result, handle = run_on_temporal(temporal_env, module, params, **kwargs)
     assert isinstance(result, WorkflowFailureError), result
@@ -97,8 +108,9 @@ def test_failed_branch_undoes_itself_and_the_finished_branch_is_undone_too(tmp_p
 def test_foreach_split_failure_undoes_every_split_once(tmp_path, temporal_env, mf_env):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_foreach_flow.py", tmp_path / "out")
-    error, _, pathspec = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
+    error, handle, pathspec = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
     assert "step work failed" in str(error.cause) and "split 2 failed" in str(error.cause)
+    _replays(temporal_env, module, handle)
     lines = _ledger(ledger)
     undos = _undos(lines)
     # split 2 failed first while 0, 1, 3, 4 were still busy: all five are undone,
@@ -119,8 +131,9 @@ def test_foreach_split_failure_undoes_every_split_once(tmp_path, temporal_env, m
 def test_nested_foreach_failure_undoes_every_cell_once(tmp_path, temporal_env, mf_env):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_nested_flow.py", tmp_path / "out")
-    error, _, _ = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
+    error, handle, _ = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
     assert "cell b1 failed" in str(error.cause)
+    _replays(temporal_env, module, handle)
     lines = _ledger(ledger)
     begun = sorted(line.split()[2] for line in lines if line.startswith("begin work"))
     undone = sorted(line.split()[2] for line in _undos(lines))
@@ -132,8 +145,9 @@ def test_nested_foreach_failure_undoes_every_cell_once(tmp_path, temporal_env, m
 def test_loop_failure_undoes_iterations_last_first(tmp_path, temporal_env, mf_env):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_loop_flow.py", tmp_path / "out")
-    error, _, _ = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
+    error, handle, _ = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
     assert "iteration 3 failed" in str(error.cause)
+    _replays(temporal_env, module, handle)
     assert _undos(_ledger(ledger)) == [
         "undo loop t-i2 failed 3",
         "undo loop t-i1 succeeded 2",
@@ -181,10 +195,11 @@ def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(tmp_path, tempo
             except Exception as exc:  # noqa: BLE001 - asserted below
                 timings["error"] = exc
             timings["ended"] = time.monotonic()
-            return (await handle.describe()).status, handle.result_run_id
+            return (await handle.describe()).status, handle.result_run_id, handle
 
-    status, run_id = temporal_env.run(go(), timeout=300)
+    status, run_id, handle = temporal_env.run(go(), timeout=300)
     assert status == WorkflowExecutionStatus.CANCELED
+    _replays(temporal_env, module, handle)
     assert timings["killed"] - timings["cancel"] < 5, "tasks must be killed within a few seconds"
     assert timings["ended"] - timings["cancel"] < 30
     undos = _undos(_ledger(ledger))
