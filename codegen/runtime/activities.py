@@ -13,7 +13,9 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import parse
 from metaflow.plugins import DATASTORES
 from metaflow.util import Path as StreamPath
-from metaflow.util import compress_list
+from metaflow.util import compress_list, decompress_list
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,6 +43,9 @@ DEFAULT_OPTIONS = (
 )
 FAILURE_TYPE = "MetaflowTaskFailed"
 STDERR_TAIL_LINES = 20
+# Input paths up to this long go on the command line, as Metaflow's own runtime passes
+# them; longer ones (wide joins) through ``--input-paths-filename``.
+INPUT_PATHS_ARG_LIMIT = 4096
 DEFAULT_USER = "temporal"
 
 
@@ -64,6 +69,9 @@ class MetaflowActivities:
         self.launcher = launcher or SubprocessLauncher()
         self.env = dict(os.environ if env is None else env)
         self.on_event = on_event
+        # Per-task files (logs, long input paths) live here under unique names: a
+        # directory per task would cost a mkdir and an rmdir on the event loop.
+        self._scratch = tempfile.TemporaryDirectory(prefix="mf-temporal-")
 
     @activity.defn(name="metaflow_init")
     async def init(self, req: InitRequest) -> str:
@@ -83,11 +91,16 @@ class MetaflowActivities:
     async def step(self, req: StepRequest) -> TaskResult:
         """Run one attempt of a Metaflow task; the attempt is the activity attempt - 1."""
         task = self._task(req.flow, req.run_id, req.step, req.task_id, req.env)
-        with tempfile.TemporaryDirectory(prefix="mf-input-") as tmp:
-            paths_file = Path(tmp) / "input-paths"
-            paths_file.write_text(compress_list(list(req.input_paths)))
+        paths = compress_list(
+            [p for item in req.input_paths for p in decompress_list(item)]
+        )
+        with self._scratch_files("input-paths") as (paths_file,):
             argv = ["step", req.step, "--run-id", req.run_id, "--task-id", req.task_id]
-            argv += ["--input-paths-filename", str(paths_file)]
+            if len(paths) <= INPUT_PATHS_ARG_LIMIT:
+                argv += ["--input-paths", paths]
+            else:
+                await asyncio.to_thread(paths_file.write_text, paths)
+                argv += ["--input-paths-filename", str(paths_file)]
             if req.split_index is not None:
                 argv += ["--split-index", str(req.split_index)]
             argv += ["--retry-count", str(task.attempt)]
@@ -137,8 +150,8 @@ class MetaflowActivities:
         """Run ``flow.py <top> <command>``, save its logs, raise if it failed."""
         self._emit(task, "started")
         began = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="mf-logs-") as tmp:
-            logs = {s: Path(tmp) / f"mflog_{s}" for s in ("stdout", "stderr")}
+        with self._scratch_files("stdout", "stderr") as (out, err):
+            logs = {"stdout": out, "stderr": err}
             try:
                 code = await self.launcher.run(
                     [str(task.flow_file), *task.top, *command],
@@ -167,6 +180,17 @@ class MetaflowActivities:
                 {"pathspec": task.pathspec, "attempt": task.attempt, "exit_code": code},
                 type=FAILURE_TYPE,
             )
+
+    @contextmanager
+    def _scratch_files(self, *suffixes: str) -> Iterator[list[Path]]:
+        """Fresh file paths for one task attempt, removed afterwards."""
+        stem = os.path.join(self._scratch.name, uuid.uuid4().hex)
+        paths = [Path(f"{stem}.{suffix}") for suffix in suffixes]
+        try:
+            yield paths
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
 
     def _emit(self, task: _Task, event: str, **extra) -> None:
         if self.on_event is not None:

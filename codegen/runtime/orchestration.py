@@ -9,6 +9,7 @@ Everything here runs inside the Temporal workflow sandbox and is deterministic.
 
 import asyncio
 import dataclasses
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from .payloads import FlowRef, InitRequest, StepRequest, TaskResult
+from .payloads import FlowRef, InitRequest, StepRequest, TaskResult, compact_paths
 
 # Fan-outs run inline while they stay below this many activities; wider ones go to
 # chunked child workflows so that no history grows past Temporal's limits.
@@ -27,7 +28,17 @@ INLINE_ACTIVITY_LIMIT = 1000
 CHUNK_ACTIVITY_LIMIT = 1000
 # Child workflows of one foreach in flight at once.
 CHILD_PARALLELISM = 2
-# Metaflow's --max-num-splits default.
+# Events one history may get from inline fan-outs: Temporal warns past 10,240 events
+# and fails a run at 51,200. A fan-out that does not fit (counting the history so far
+# and the inline fan-outs still running, e.g. sibling splits of an outer foreach)
+# runs in chunk child workflows even when it is narrower than INLINE_ACTIVITY_LIMIT.
+HISTORY_EVENT_BUDGET = 9000
+# Most history events one fan-out activity adds: scheduled, started, completed, and
+# the workflow task its completion triggers.
+EVENTS_PER_ACTIVITY = 6
+# Widest foreach a run allows (Metaflow's --max-num-splits guard). `python flow.py run`
+# defaults to 100 and Metaflow's orchestrators do not check; runs here allow 10,000
+# (the width this runtime is tested at) unless RunOptions/`trigger` say otherwise.
 MAX_NUM_SPLITS = 10000
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # Outer deadline for a step without @timeout.
@@ -89,6 +100,8 @@ class Chunk:
     start: int
     stop: int
     max_workers: int
+    # activities per split (what the chunk's fan-out costs its history)
+    body_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -180,7 +193,8 @@ class Run:
             run_id=self.info.run_id,
             step=spec.name,
             task_id=tid,
-            input_paths=tuple(t.path for t in inputs),
+            # compacted for wide joins: payloads stay far below 512 KB
+            input_paths=compact_paths([t.path for t in inputs]),
             split_index=split_index,
             max_user_code_retries=spec.retries,
             env=spec.env,
@@ -244,8 +258,12 @@ class Run:
                 type="MetaflowTooManySplits",
                 non_retryable=True,
             )
-        if width * body_steps <= self.info.inline_activity_limit:
-            return await self.run_splits(parent, body, 0, width, self.info.max_workers)
+        inline = width * body_steps
+        if inline <= self.info.inline_activity_limit and _reserve_events(inline):
+            try:
+                return await self.run_splits(parent, body, 0, width, self.info.max_workers)
+            finally:
+                _release_events(inline)
         size = max(1, self.info.chunk_activity_limit // body_steps)
         per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
@@ -255,7 +273,7 @@ class Run:
                 stop = min(start + size, width)
                 return await workflow.execute_child_workflow(
                     chunk_workflow,
-                    Chunk(self.info, self.scope, parent, start, stop, per_child),
+                    Chunk(self.info, self.scope, parent, start, stop, per_child, body_steps),
                     id=f"{workflow.info().workflow_id}/{parent.step}/{task_id(self.scope)}/{start}-{stop}",
                     result_type=list[Task],
                 )
@@ -307,6 +325,29 @@ async def _cancel_all(tasks: list[asyncio.Future]) -> None:
         if not t.done():
             t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# History events reserved by the running inline fan-outs, per workflow instance (so
+# per history; a replay rebuilds it the same way).
+_reserved_events: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def _reserve_events(activities: int, *, force: bool = False) -> bool:
+    """Reserve the events of an inline fan-out of ``activities`` if they fit."""
+    instance = workflow.instance()
+    events = activities * EVENTS_PER_ACTIVITY
+    reserved = _reserved_events.get(instance, 0)
+    used = workflow.info().get_current_history_length() + reserved
+    if not force and used + events > HISTORY_EVENT_BUDGET:
+        return False
+    _reserved_events[instance] = reserved + events
+    return True
+
+
+def _release_events(activities: int) -> None:
+    """A finished inline fan-out's events are in the history length now."""
+    instance = workflow.instance()
+    _reserved_events[instance] -= activities * EVENTS_PER_ACTIVITY
 
 
 def _unwrap_child(err: ChildWorkflowError) -> BaseException:
@@ -364,6 +405,8 @@ async def execute(
 async def run_chunk(chunk: Chunk, body: Body) -> list[Task]:
     """Body of a chunk child workflow: splits [start, stop) of one foreach."""
     run = Run(chunk.info, chunk.scope)
+    # The chunk's own activities come first in this history's event budget.
+    _reserve_events((chunk.stop - chunk.start) * chunk.body_steps, force=True)
     return await run.run_splits(chunk.parent, body, chunk.start, chunk.stop, chunk.max_workers)
 
 

@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 
 from .activities import MetaflowActivities
 from .launcher import Launcher, SubprocessLauncher
-from .orchestration import RunOptions
+from .orchestration import MAX_NUM_SPLITS, RunOptions
 
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them elsewhere).
@@ -290,6 +290,12 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     trigger.add_argument(
         "--max-workers", type=int, default=None, help="foreach tasks at once"
     )
+    trigger.add_argument(
+        "--max-num-splits",
+        type=int,
+        default=MAX_NUM_SPLITS,
+        help=f"widest foreach allowed (default {MAX_NUM_SPLITS})",
+    )
     trigger.add_argument("--tag", action="append", default=[], help="run tag")
     return parser
 
@@ -322,7 +328,11 @@ async def _serve(
 
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
     client = await connect(args.address, args.namespace)
-    options = RunOptions(max_workers=args.max_workers, tags=tuple(args.tag))
+    options = RunOptions(
+        max_workers=args.max_workers,
+        tags=tuple(args.tag),
+        max_num_splits=args.max_num_splits,
+    )
     handle = await start_workflow(
         client,
         module,
