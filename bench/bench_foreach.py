@@ -10,23 +10,25 @@ Two measurements, side by side in one run, on a dev server this script starts:
    server are started once before the timed runs). Every run is checked through the
    Metaflow Client API (one ``body`` task per split) outside the timed part.
 
-2. **Per-task orchestration overhead.** A linear flow of ``--steps`` trivial steps runs
-   sequentially on Temporal. For each launcher::
+2. **Per-task orchestration overhead.** A linear flow of ``--steps`` trivial steps (one
+   task at a time) on Temporal. Per run, with ``tasks`` = the steps plus ``init``::
 
-       wall/task     = workflow wall time / tasks (the ``steps`` tasks plus ``init``)
-       process/task  = median time the launcher's process ran (spawn to exit, output
-                       drained), i.e. the task's own time, Python start-up included
-       overhead/task = wall/task - mean process time
+       wall/task     = workflow wall time / tasks
+       process/task  = sum of the tasks' process times / tasks, a process time being
+                       launcher spawn to exit with its output drained (the task's
+                       own time, interpreter start-up included)
+       overhead/task = wall/task - process/task
 
-   so the overhead is everything else one task costs: the workflow task that
-   schedules it, dispatch to the worker, the activity's bookkeeping (input-paths
-   file, logs saved to Metaflow's log store, read-back), the launcher's spawn and
-   reap. ``python flow.py run`` of the same flow gives Metaflow's own wall/task.
+   i.e. everything else one task costs: the workflow task that schedules it, dispatch
+   to the worker, the activity's bookkeeping (its files, logs saved to Metaflow's log
+   store, read-back), spawn and reap. Medians over runs. ``python flow.py run`` of the
+   same flow gives Metaflow's own wall/task for comparison.
 
-Medians of ``--runs`` runs (``--wide-runs`` for widths of 1,000 and more: a local
-1,000-way run takes minutes here). Ratios are against ``python flow.py run``.
-Defaults (3 runs at 100-way, 1 at 1,000-way, 3 of the linear flow) take ~10 minutes
-on 2 cores. Usage::
+Modes are interleaved run by run (load from elsewhere hits all alike); medians of
+``--runs`` runs (``--wide-runs`` at widths of 1,000 and more: a local 1,000-way run takes
+minutes here). Ratios are against ``python flow.py run``, which gets
+``--max-num-splits`` as needed. The defaults (3 runs at 100-way, 1 at 1,000-way, 3 of
+the linear flow) take ~10 minutes on 2 cores. Usage::
 
     python bench/bench_foreach.py [--widths 100,1000] [--runs 3] [--wide-runs 1]
         [--max-workers 16] [--steps 20] [--modes local,subprocess,fork]
@@ -52,7 +54,6 @@ from metaflow.plugins.datastores.local_storage import LocalStorage
 
 from mf_temporal_codegen.pipeline import generate_to_dir
 from mf_temporal_codegen.runtime.devserver import dev_server
-from mf_temporal_codegen.runtime.embedded import importable
 from mf_temporal_codegen.runtime.forkserver import ForkServerLauncher
 from mf_temporal_codegen.runtime.launcher import Launcher
 from mf_temporal_codegen.runtime.orchestration import RunOptions
@@ -152,6 +153,7 @@ class Bench:
         LocalStorage.SYSROOT_VAR = str(root / "store")
         LocalStorage.datastore_root = str(root / "store" / LocalStorage.DATASTORE_DIR)
         self.queues: dict[tuple[str, str], str] = {}
+        sys.path.insert(0, str(root))  # the workflow sandbox imports modules by name
 
     def write_flow(self, name: str, source: str) -> tuple[Path, ModuleType]:
         """Write the flow, generate its workflow module and import it."""
@@ -205,6 +207,8 @@ class Bench:
     ) -> tuple[float, str]:
         if mode == "local":
             args = [a for k, v in params.items() for a in (f"--{k}", str(v))]
+            if "width" in params:  # Metaflow's guard defaults to 100 splits
+                args += ["--max-num-splits", str(max(100, params["width"]))]
             return self.run_local(flow, *args)
         return await self.run_temporal(module, mode, module.PARAMS(**params))
 
@@ -232,10 +236,7 @@ async def main(args) -> None:
         f"foreach end to end, --max-workers {args.max_workers}: median wall time",
         f"{'width':>5}  {'mode':<22}{'median':>9}{'runs':>6}{'min-max s':>14}{'vs local':>10}",
     ]
-    with (
-        tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp,
-        importable(Path(tmp) / "x"),
-    ):
+    with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
         async with dev_server(ui=False) as server, AsyncExitStack() as stack:
             bench = Bench(Path(tmp), server.client, args.max_workers)
             wide, wide_mod = bench.write_flow("wide", WIDE_FLOW)
