@@ -178,7 +178,7 @@ class Bench:
                 self.queues[module.FLOW.name, mode] = queue
 
     def run_local(self, flow: Path, *args: str) -> tuple[float, str]:
-        """``python flow.py run``: (wall seconds, run pathspec)."""
+        """``python flow.py run``: (wall seconds, run id)."""
         id_file = self.root / f"run-id-{uuid.uuid4().hex[:8]}"
         argv = [sys.executable, flow.name, "--no-pylint", "--metadata=local"]
         argv += ["--datastore=local", "run", "--max-workers", str(self.max_workers)]
@@ -205,6 +205,7 @@ class Bench:
     async def run(
         self, module, flow: Path, mode: str, params: dict
     ) -> tuple[float, str]:
+        """One run of ``flow`` in ``mode`` with ``params``: (wall seconds, run id)."""
         if mode == "local":
             args = [a for k, v in params.items() for a in (f"--{k}", str(v))]
             if "width" in params:  # Metaflow's guard defaults to 100 splits

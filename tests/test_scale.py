@@ -2,9 +2,11 @@
 payload under 512 KB (Temporal warns past both; the hard limits are 51,200 events and
 2 MB), and the Metaflow run has one task per split.
 
-The end-to-end test runs a 5,000-way foreach (fork launcher) on the dev server in a
-few minutes; ``MF_TEMPORAL_SCALE_WIDTH=10000`` runs it wider by hand (``-s`` prints
-the time and the measured maxima).
+The ``scale`` test runs a 5,000-way foreach (fork launcher) on the dev server in a few
+minutes; ``MF_TEMPORAL_SCALE_WIDTH=10000`` runs it wider by hand (``-s`` prints the time
+and the measured maxima). Quicker ones cover the pieces: compacted join inputs, the
+history event budget that sends narrow but concurrent fan-outs to child workflows
+(and replays), and the ``--max-num-splits`` guard.
 """
 
 from __future__ import annotations
