@@ -14,7 +14,7 @@ from helpers import generate_into, import_generated
 
 from mf_temporal_codegen.render import module_names
 from mf_temporal_codegen.parse import load_flows
-from mf_temporal_codegen.runtime.worker import build_worker, start_workflow
+from mf_temporal_codegen.runtime.worker import running_worker, start_workflow
 
 
 def run_locally(flow_file: Path, *args: str) -> str:
@@ -48,7 +48,8 @@ def run_on_temporal(temporal_env, module, params=None, *, launcher="subprocess",
     async def go():
         import asyncio
 
-        worker = build_worker(temporal_env.client, module, task_queue=queue, launcher=launcher, on_event=on_event, fail_fast=True)
+        # running_worker closes a launcher it made (e.g. the fork server) afterwards
+        worker = running_worker(temporal_env.client, module, task_queue=queue, launcher=launcher, on_event=on_event, fail_fast=True)
         async with worker:
             handle = await temporal_env.client.start_workflow(
                 module.WORKFLOW.run, args=[params, options], id=f"{module.FLOW.name}-{uuid.uuid4().hex[:8]}",

@@ -16,7 +16,9 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from metaflow.plugins import (
     MONITOR_SIDECARS,
 )
 from metaflow.util import Path as StreamPath
-from metaflow.util import compress_list
+from metaflow.util import compress_list, decompress_list
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -61,6 +63,9 @@ DEFAULT_OPTIONS = (
 )
 FAILURE_TYPE = "MetaflowTaskFailed"
 STDERR_TAIL_LINES = 20
+# Input paths up to this long go on the command line, as Metaflow's own runtime passes
+# them; longer ones (wide joins) through ``--input-paths-filename``.
+INPUT_PATHS_ARG_LIMIT = 4096
 DEFAULT_USER = "temporal"
 # How a compensation task starts: our runner, with the flow file as its argument.
 COMPENSATION_PROGRAM = ("-m", "mf_temporal_codegen.runtime.compensation_task")
@@ -91,6 +96,9 @@ class MetaflowActivities:
         self._config_values: dict[tuple[str, str], dict[str, list]] = {}
         self.env = dict(os.environ if env is None else env)
         self.on_event = on_event
+        # Per-task files (logs, long input paths) live here under unique names: a
+        # directory per task would cost a mkdir and an rmdir on the event loop.
+        self._scratch = tempfile.TemporaryDirectory(prefix="mf-temporal-")
 
     @activity.defn(name="metaflow_init")
     async def init(self, req: InitRequest) -> str:
@@ -111,12 +119,17 @@ class MetaflowActivities:
     async def step(self, req: StepRequest) -> TaskResult:
         """Run one attempt of a Metaflow task; the attempt is the activity attempt - 1."""
         task = self._task(req.flow, req.run_id, req.step, req.task_id, req.env)
-        with tempfile.TemporaryDirectory(prefix="mf-input-") as tmp:
-            task.top += await self._configs(task, Path(tmp))
-            paths_file = Path(tmp) / "input-paths"
-            paths_file.write_text(compress_list(list(req.input_paths)))
+        paths = compress_list(
+            [p for item in req.input_paths for p in decompress_list(item)]
+        )
+        with self._scratch_files("input-paths", "configs") as (paths_file, configs):
+            task.top += await self._configs(task, configs)
             argv = ["step", req.step, "--run-id", req.run_id, "--task-id", req.task_id]
-            argv += ["--input-paths-filename", str(paths_file)]
+            if len(paths) <= INPUT_PATHS_ARG_LIMIT:
+                argv += ["--input-paths", paths]
+            else:
+                await asyncio.to_thread(paths_file.write_text, paths)
+                argv += ["--input-paths-filename", str(paths_file)]
             if req.split_index is not None:
                 argv += ["--split-index", str(req.split_index)]
             argv += ["--retry-count", str(task.attempt)]
@@ -147,8 +160,8 @@ class MetaflowActivities:
         argv += ["--retry-count", str(task.attempt)]
         if undo.fallback:
             argv += ["--fallback", undo.fallback]
-        with tempfile.TemporaryDirectory(prefix="mf-config-") as tmp:
-            task.top += await self._configs(task, Path(tmp))
+        with self._scratch_files("configs") as (configs,):
+            task.top += await self._configs(task, configs)
             await self._execute(
                 task,
                 argv + _tag_args(req.flow.tags, req.tags),
@@ -157,10 +170,10 @@ class MetaflowActivities:
             )
         return task.pathspec
 
-    async def _configs(self, task: _Task, folder: Path) -> list[str]:
+    async def _configs(self, task: _Task, config_file: Path) -> list[str]:
         """Top-level options that hand the run's Config values (as ``init`` resolved
-        them) to a task: ``--config-value NAME kv.NAME`` and a local config file,
-        exactly as Metaflow's own runtime passes them to its tasks."""
+        them) to a task: ``--config-value NAME kv.NAME`` and a local config file
+        (written to ``config_file``), as Metaflow's own runtime passes them."""
         if not task.flow.configs:
             return []
         key = (task.flow.name, task.run_id)
@@ -169,7 +182,6 @@ class MetaflowActivities:
             while len(self._config_values) >= CONFIG_CACHE_RUNS:
                 self._config_values.pop(next(iter(self._config_values)))
             self._config_values[key] = values
-        config_file = folder / "config-values.json"
         config_file.write_text(json.dumps({"user_configs": self._config_values[key]}))
         options = [
             arg for c in task.flow.configs for arg in ("--config-value", c.name, f"kv.{c.name}")
@@ -216,8 +228,8 @@ class MetaflowActivities:
         failed; a task killed by cancellation is recorded as a failed attempt."""
         self._emit(task, "started")
         began = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="mf-logs-") as tmp:
-            logs = {s: Path(tmp) / f"mflog_{s}" for s in ("stdout", "stderr")}
+        with self._scratch_files("stdout", "stderr") as (out, err):
+            logs = {"stdout": out, "stderr": err}
             try:
                 code = await (launcher or self.launcher).run(
                     [*program, str(task.flow_file), *task.top, *command],
@@ -246,6 +258,17 @@ class MetaflowActivities:
                 {"pathspec": task.pathspec, "attempt": task.attempt, "exit_code": code},
                 type=FAILURE_TYPE,
             )
+
+    @contextmanager
+    def _scratch_files(self, *suffixes: str) -> Iterator[list[Path]]:
+        """Fresh file paths for one task attempt, removed afterwards."""
+        stem = os.path.join(self._scratch.name, uuid.uuid4().hex)
+        paths = [Path(f"{stem}.{suffix}") for suffix in suffixes]
+        try:
+            yield paths
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
 
     def _emit(self, task: _Task, event: str, **extra) -> None:
         if self.on_event is not None:

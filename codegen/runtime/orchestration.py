@@ -36,6 +36,7 @@ from .payloads import (
     StepRequest,
     TaskResult,
     Undo,
+    compact_paths,
 )
 
 # Fan-outs run inline while they stay below this many activities; wider ones go to
@@ -45,7 +46,17 @@ INLINE_ACTIVITY_LIMIT = 1000
 CHUNK_ACTIVITY_LIMIT = 1000
 # Child workflows of one foreach in flight at once.
 CHILD_PARALLELISM = 2
-# Metaflow's --max-num-splits default.
+# Events one history may get from inline fan-outs: Temporal warns past 10,240 events
+# and fails a run at 51,200. A fan-out that does not fit (counting the history so far
+# and the inline fan-outs still running, e.g. sibling splits of an outer foreach)
+# runs in chunk child workflows even when it is narrower than INLINE_ACTIVITY_LIMIT.
+HISTORY_EVENT_BUDGET = 9000
+# Most history events one fan-out activity adds: scheduled, started, completed, and
+# the workflow task its completion triggers.
+EVENTS_PER_ACTIVITY = 6
+# Widest foreach a run allows (Metaflow's --max-num-splits guard). `python flow.py run`
+# defaults to 100 and Metaflow's orchestrators do not check; runs here allow 10,000
+# (the width this runtime is tested at) unless RunOptions/`trigger` say otherwise.
 MAX_NUM_SPLITS = 10000
 # History length at which a loop hands over to a child workflow / continues as new.
 LOOP_HISTORY_LIMIT = 8000
@@ -129,6 +140,8 @@ class Chunk:
     start: int
     stop: int
     max_workers: int
+    # activities per split (what the chunk's fan-out costs its history)
+    body_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -216,15 +229,30 @@ def task_id(scope: Sequence[str], iteration: int = 0) -> str:
 
 
 class _Shared:
-    """What every scope of one workflow execution adds to: task counts per step and
-    the outcome of every compensation that ran."""
+    """What every scope of one workflow execution (one history) shares: task counts
+    per step, the outcome of every compensation that ran, and the history events
+    that the inline fan-outs still running will add."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.undone: list[str] = []
+        self.reserved_events = 0
 
     def count(self, step: str, n: int = 1) -> None:
         self.counts[step] = self.counts.get(step, 0) + n
+
+    def fits(self, activities: int) -> bool:
+        """Whether ``activities`` more fit in this history's event budget."""
+        used = workflow.info().get_current_history_length() + self.reserved_events
+        return used + activities * EVENTS_PER_ACTIVITY <= HISTORY_EVENT_BUDGET
+
+    def reserve(self, activities: int) -> None:
+        """Hold the events of an inline fan-out of ``activities`` until it ends."""
+        self.reserved_events += activities * EVENTS_PER_ACTIVITY
+
+    def release(self, activities: int) -> None:
+        """A finished inline fan-out's events are in the history length now."""
+        self.reserved_events -= activities * EVENTS_PER_ACTIVITY
 
 
 class Run:
@@ -292,7 +320,8 @@ class Run:
             run_id=self.info.run_id,
             step=spec.name,
             task_id=tid,
-            input_paths=tuple(t.path for t in inputs),
+            # compacted for wide joins: payloads stay far below 512 KB
+            input_paths=compact_paths([t.path for t in inputs]),
             split_index=split_index,
             max_user_code_retries=spec.retries,
             env=spec.env,
@@ -383,8 +412,13 @@ class Run:
                 type="MetaflowTooManySplits",
                 non_retryable=True,
             )
-        if width * body_steps <= self.info.inline_activity_limit:
-            return await self.run_splits(parent, body, 0, width, self.info.max_workers)
+        inline = width * body_steps
+        if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
+            self.shared.reserve(inline)
+            try:
+                return await self.run_splits(parent, body, 0, width, self.info.max_workers)
+            finally:
+                self.shared.release(inline)
         size = max(1, self.info.chunk_activity_limit // body_steps)
         per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
@@ -394,7 +428,7 @@ class Run:
                 stop = min(start + size, width)
                 return await workflow.execute_child_workflow(
                     chunk_workflow,
-                    Chunk(self.info, self.scope, parent, start, stop, per_child),
+                    Chunk(self.info, self.scope, parent, start, stop, per_child, body_steps),
                     id=f"{workflow.info().workflow_id}/{parent.step}/{task_id(self.scope)}/{start}-{stop}",
                     result_type=ChunkResult,
                 )
@@ -449,7 +483,7 @@ class Run:
             await shielded(self._unwind(undo))
 
     async def _unwind(self, undo: list[Undo]) -> None:
-        if len(undo) <= INLINE_COMPENSATION_LIMIT:
+        if len(undo) <= INLINE_COMPENSATION_LIMIT and self.shared.fits(len(undo)):
             for entry in reversed(undo):
                 self.shared.undone.append(await _compensate_one(self.info, entry))
             return
@@ -625,6 +659,8 @@ async def run_chunk(chunk: Chunk, body: Body) -> ChunkResult:
     """Body of a chunk child workflow: splits [start, stop) of one foreach. If it
     fails or is cancelled, it undoes the splits that finished before it ends."""
     run = Run(chunk.info, chunk.scope)
+    # The chunk's own activities come first in this history's event budget.
+    run.shared.reserve((chunk.stop - chunk.start) * chunk.body_steps)
     try:
         tasks = await run.run_splits(
             chunk.parent, body, chunk.start, chunk.stop, chunk.max_workers

@@ -33,7 +33,7 @@ from temporalio.worker import Worker
 from .activities import MetaflowActivities
 from .deployment import resolve
 from .launcher import Launcher, SubprocessLauncher
-from .orchestration import RunOptions
+from .orchestration import MAX_NUM_SPLITS, RunOptions
 from .schedules import sync_schedule
 
 # Running tasks get this long to finish on shutdown before they are cancelled
@@ -321,6 +321,12 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     trigger.add_argument(
         "--max-workers", type=int, default=None, help="foreach tasks at once"
     )
+    trigger.add_argument(
+        "--max-num-splits",
+        type=int,
+        default=MAX_NUM_SPLITS,
+        help=f"widest foreach allowed (default {MAX_NUM_SPLITS})",
+    )
     trigger.add_argument("--tag", action="append", default=[], help="run tag")
     return parser
 
@@ -367,7 +373,11 @@ async def _serve(
 
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
     client = await connect(args.address, args.namespace)
-    options = RunOptions(max_workers=args.max_workers, tags=tuple(args.tag))
+    options = RunOptions(
+        max_workers=args.max_workers,
+        tags=tuple(args.tag),
+        max_num_splits=args.max_num_splits,
+    )
     task_queue = args.task_queue or resolve(module).task_queue
     handle = await start_workflow(
         client,
