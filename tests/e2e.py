@@ -14,7 +14,7 @@ from helpers import generate_into, import_generated
 
 from mf_temporal_codegen.render import module_names
 from mf_temporal_codegen.parse import load_flows
-from mf_temporal_codegen.runtime.worker import running_worker, start_workflow
+from mf_temporal_codegen.runtime.worker import running_worker
 
 
 def run_locally(flow_file: Path, *args: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,3 +34,35 @@ def import_generated(outdir: Path, module_name: str):
     sys.modules.pop(module_name, None)
     importlib.invalidate_caches()
     return importlib.import_module(module_name)
+
+
+def codegen(*args: str | Path) -> subprocess.CompletedProcess:
+    """The real CLI, run from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "mf_temporal_codegen", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def metaflow_check(
+    flow: Path, tmp_path: Path, *top_level: str
+) -> subprocess.CompletedProcess:
+    """`python FLOW <top_level> check` with an isolated Metaflow home and datastore."""
+    env = dict(
+        os.environ,
+        USERNAME="tester",
+        METAFLOW_HOME=str(tmp_path / "home"),
+        METAFLOW_DEFAULT_DATASTORE="local",
+        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path),
+    )
+    return subprocess.run(
+        [sys.executable, str(ROOT / flow), "--no-pylint", *top_level, "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -23,7 +23,7 @@ from mf_temporal_codegen.cache import Cache, folder, template_cache
 from mf_temporal_codegen.errors import CodegenError
 from mf_temporal_codegen.pipeline import Options, generate
 
-from helpers import EXAMPLES, ROOT
+from helpers import ROOT
 
 FLOW = '''\
 from metaflow import step

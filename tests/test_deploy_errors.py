@@ -8,13 +8,11 @@ when deploying to a scheduler (or ones where its schedulers disagree), said in `
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import codegen, metaflow_check
 
 from mf_temporal_codegen import cron
 
@@ -105,31 +103,10 @@ CASES = [
 ]
 
 
-def _codegen(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mf_temporal_codegen", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-
-
-def _metaflow_check(flow: Path, args: tuple[str, ...], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        USERNAME="tester",
-        METAFLOW_HOME=str(tmp_path / "home"),
-        METAFLOW_DEFAULT_DATASTORE="local",
-        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path),
-    )
-    return subprocess.run(
-        [sys.executable, str(ROOT / flow), "--no-pylint", *args, "check"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     out = tmp_path / "out"
-    result = _codegen(BAD / case.file, "-o", out, *case.args)
+    result = codegen(BAD / case.file, "-o", out, *case.args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == f"{(BAD / case.file).as_posix()}:{case.where}: error: {case.message}"
@@ -140,7 +117,7 @@ def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.metaflow], ids=lambda c: c.id)
 def test_metaflow_rejects_too(case: Case, tmp_path: Path):
-    result = _metaflow_check(BAD / case.file, case.args, tmp_path)
+    result = metaflow_check(BAD / case.file, tmp_path, *case.args)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert case.metaflow in " ".join(output.split()), output
@@ -149,7 +126,7 @@ def test_metaflow_rejects_too(case: Case, tmp_path: Path):
 @pytest.mark.parametrize("case", [c for c in CASES if not c.metaflow], ids=lambda c: c.id)
 def test_metaflow_accepts_locally(case: Case, tmp_path: Path):
     """The deploy-time rules: `check` passes, so only deploying would catch them."""
-    result = _metaflow_check(BAD / case.file, case.args, tmp_path)
+    result = metaflow_check(BAD / case.file, tmp_path, *case.args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -159,7 +136,7 @@ def test_metaflow_accepts_locally(case: Case, tmp_path: Path):
 )
 def test_decorator_branch_with_agreeing_options(args, branch, tmp_path: Path):
     """@project(branch="feature") with no flag, the same --branch, or --production."""
-    result = _codegen(BAD / "project_ok.py", "-o", tmp_path, *args)
+    result = codegen(BAD / "project_ok.py", "-o", tmp_path, *args)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "project_ok_flow_workflow.py").read_text()
     branch = branch or "test.feature"

@@ -10,13 +10,11 @@ or cannot run on Temporal yet; those say why in the table.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import codegen, metaflow_check
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path("tests") / "bad_inputs"  # relative to ROOT, so messages show relative paths
@@ -266,16 +264,6 @@ HINTS = {
 }
 
 
-def _codegen(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mf_temporal_codegen", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def _tree(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {
         str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
@@ -287,7 +275,7 @@ def _tree(folder: Path) -> dict[str, tuple[bytes, int]]:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     out = tmp_path / "out"
-    result = _codegen(BAD / case.file, "-o", out)
+    result = codegen(BAD / case.file, "-o", out)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     shown = (BAD / (case.error_file or case.file)).as_posix()
@@ -303,41 +291,22 @@ def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     "case", [c for c in CASES if c.metaflow], ids=lambda c: c.id
 )
 def test_metaflow_rejects_too(case: Case, tmp_path: Path):
-    result = _metaflow_check(BAD / case.file, tmp_path)
+    result = metaflow_check(BAD / case.file, tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert case.metaflow in " ".join(output.split()), output
 
 
-def _metaflow_check(flow: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """`python FLOW check` with an isolated Metaflow home and local datastore."""
-    env = dict(
-        os.environ,
-        USERNAME="tester",
-        METAFLOW_HOME=str(tmp_path / "home"),
-        METAFLOW_DEFAULT_DATASTORE="local",
-        METAFLOW_DATASTORE_SYSROOT_LOCAL=str(tmp_path),
-    )
-    return subprocess.run(
-        [sys.executable, str(ROOT / flow), "--no-pylint", "check"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_good_flow_is_accepted_by_both(tmp_path: Path):
     """The control: the good fixture generates, and Metaflow accepts it."""
     out = tmp_path / "out"
-    result = _codegen(BAD / "good.py", "-o", out)
+    result = codegen(BAD / "good.py", "-o", out)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "good_flow_worker.py",
         "good_flow_workflow.py",
     ]
-    check = _metaflow_check(BAD / "good.py", tmp_path)
+    check = metaflow_check(BAD / "good.py", tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "The graph looks good!" in check.stdout + check.stderr
 
@@ -346,23 +315,23 @@ def test_good_flow_is_accepted_by_both(tmp_path: Path):
 def test_no_partial_output(bad: str, tmp_path: Path):
     """A bad flow next to a good one in the same command changes nothing in OUTDIR."""
     out = tmp_path / "out"
-    first = _codegen(BAD / "good.py", "-o", out)
+    first = codegen(BAD / "good.py", "-o", out)
     assert first.returncode == 0, first.stderr
     before = _tree(out)
     assert before
 
     # regenerating the good flow alone is a no-op (so a change below would be real)
-    assert _codegen(BAD / "good.py", "-o", out).returncode == 0
+    assert codegen(BAD / "good.py", "-o", out).returncode == 0
     assert _tree(out) == before
 
     for order in ((BAD / "good.py", BAD / bad), (BAD / bad, BAD / "good.py")):
-        result = _codegen(*order, "-o", out)
+        result = codegen(*order, "-o", out)
         assert result.returncode == 2, result.stderr
         assert result.stdout == ""
         assert _tree(out) == before
 
     # nor is a fresh OUTDIR created
     fresh = tmp_path / "fresh"
-    result = _codegen(BAD / "good.py", BAD / bad, "-o", fresh)
+    result = codegen(BAD / "good.py", BAD / bad, "-o", fresh)
     assert result.returncode == 2
     assert not fresh.exists()

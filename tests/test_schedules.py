@@ -8,7 +8,6 @@ schedules, so the server's own backfill plays a window of the generated spec.
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo

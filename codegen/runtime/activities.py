@@ -27,7 +27,6 @@ from types import SimpleNamespace
 from metaflow import metaflow_config_funcs
 from metaflow.datastore import FlowDataStore
 from metaflow.datastore.exceptions import DataException
-from metaflow.metadata_provider import MetaDatum
 from metaflow.metaflow_environment import MetaflowEnvironment
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import parse
@@ -43,6 +42,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..compensate import STEP_PREFIX
+from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
 from .payloads import (
     PARAMETERS_TASK_ID,
@@ -344,14 +344,7 @@ class _Task:
             self.run_id,
             self.step,
             self.task_id,
-            [
-                MetaDatum(
-                    "attempt_ok",
-                    "False",
-                    "internal_attempt_status",
-                    [f"attempt_id:{self.attempt}"],
-                )
-            ],
+            [attempt_status(self.attempt, False)],
         )
 
     def metadata(self, metadata_type: str):

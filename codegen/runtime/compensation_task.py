@@ -24,12 +24,20 @@ import sys
 import time
 import traceback
 
+from metaflow import current
+from metaflow._vendor import click
+from metaflow.datastore.exceptions import DataException
+from metaflow.exception import MetaflowExceptionWrapper
+from metaflow.metadata_provider import MetaDatum
+from metaflow.task import MetaflowTask
+from metaflow.util import get_username, resolve_identity
+
+from ..compensate import STEP_PREFIX, CompensationContext
+
 COMMAND = "temporal-compensate"
 
 
 def _command():
-    from metaflow._vendor import click
-
     @click.command(name=COMMAND, hidden=True, help="Run a @compensate method.")
     @click.option("--run-id", required=True)
     @click.option("--step", "step_name", required=True)
@@ -47,8 +55,6 @@ def _command():
 
 def _forward(flow_datastore, run_id: str, step: str, task_id: str, fallback: str | None):
     """(datastore ``self`` reads, status of the undone task)."""
-    from metaflow.datastore.exceptions import DataException
-
     done = flow_datastore.get_task_datastores(
         pathspecs=[f"{run_id}/{step}/{task_id}"], include_prior=True
     )
@@ -69,15 +75,14 @@ def _forward(flow_datastore, run_id: str, step: str, task_id: str, fallback: str
         return None, "unfinished"
 
 
+def attempt_status(attempt: int, ok: bool):
+    """Metaflow's ``attempt_ok`` metadata: how an attempt of a task ended."""
+    return MetaDatum(
+        "attempt_ok", str(ok), "internal_attempt_status", [f"attempt_id:{attempt}"]
+    )
+
+
 def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> None:
-    from metaflow import current
-    from metaflow.exception import MetaflowExceptionWrapper
-    from metaflow.metadata_provider import MetaDatum
-    from metaflow.task import MetaflowTask
-    from metaflow.util import get_username, resolve_identity
-
-    from ..compensate import STEP_PREFIX, CompensationContext
-
     flow, metadata = obj.flow, obj.metadata
     name = STEP_PREFIX + step
     tags_of_attempt = [f"attempt_id:{retry_count}"]
@@ -171,14 +176,7 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
                 run_id,
                 name,
                 task_id,
-                [
-                    MetaDatum(
-                        "attempt_ok",
-                        str(bool(flow._task_ok)),
-                        "internal_attempt_status",
-                        tags_of_attempt,
-                    )
-                ],
+                [attempt_status(retry_count, bool(flow._task_ok))],
             )
         output.save_metadata({"task_end": {"seconds": time.time() - started}})
         output.done()
