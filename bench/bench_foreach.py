@@ -63,36 +63,10 @@ from mf_temporal_codegen.runtime.worker import (
     run_workflow,
 )
 
-WIDE_FLOW = """
-from metaflow import FlowSpec, Parameter, step
-
-
-class WideFlow(FlowSpec):
-    width = Parameter("width", type=int, default=100)
-
-    @step
-    def start(self):
-        self.items = list(range(self.width))
-        self.next(self.body, foreach="items")
-
-    @step
-    def body(self):
-        self.value = self.input
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.total = sum(i.value for i in inputs)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    WideFlow()
-"""
+# The trivial wide foreach the scale test runs too (its end checks the split order).
+WIDE_FLOW = Path(__file__).resolve().parents[1].joinpath(
+    "tests", "flows", "wide_flow.py"
+).read_text()
 MODES = ("local", "subprocess", "fork")
 
 
