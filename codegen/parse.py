@@ -238,12 +238,15 @@ def _origin(source: _Source, name: str) -> tuple[str, str]:
     return "", name
 
 
-def _is_metaflow(source: _Source, expr: cst.BaseExpression, name: str) -> bool:
+def _is_metaflow(
+    source: _Source, expr: cst.BaseExpression, name: str, package: str = METAFLOW
+) -> bool:
+    """Whether ``expr`` names ``name`` imported from ``package`` (or a submodule)."""
     dotted = _dotted(expr)
     if dotted is None:
         return False
     origin, bare = _origin(source, dotted)
-    return origin.split(".")[0] == METAFLOW and bare == name
+    return origin.split(".")[0] == package and bare == name
 
 
 # ---------------------------------------------------------------------------
@@ -526,11 +529,8 @@ COMPENSATE_MODULE = "mf_temporal_codegen"
 
 def _is_compensate(source: _Source, deco: cst.Decorator) -> bool:
     expr = deco.decorator
-    dotted = _dotted(expr.func if isinstance(expr, cst.Call) else expr)
-    if dotted is None:
-        return False
-    origin, bare = _origin(source, dotted)
-    return origin.split(".")[0] == COMPENSATE_MODULE and bare == "compensate"
+    target = expr.func if isinstance(expr, cst.Call) else expr
+    return _is_metaflow(source, target, "compensate", COMPENSATE_MODULE)
 
 
 def _compensation(source: _Source, fn: cst.FunctionDef) -> m.Compensation | None:

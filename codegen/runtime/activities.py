@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
 from types import SimpleNamespace
 
 from metaflow import metaflow_config_funcs
@@ -92,8 +91,8 @@ class MetaflowActivities:
         self.base_dir = Path(base_dir)
         self.launcher = launcher or SubprocessLauncher()
         self.compensation_launcher = SubprocessLauncher()
-        # (flow, run id) -> {config name: [value, plain]}, for the latest runs
-        self._config_values: dict[tuple[str, str], dict[str, list]] = {}
+        # (flow, run id) -> the local config file of its tasks, for the latest runs
+        self._config_files: dict[tuple[str, str], str] = {}
         self.env = dict(os.environ if env is None else env)
         self.on_event = on_event
         # Per-task files (logs, long input paths) live here under unique names: a
@@ -157,9 +156,7 @@ class MetaflowActivities:
         )
         argv = ["temporal-compensate", "--run-id", req.run_id, "--step", undo.step]
         argv += ["--task-id", undo.task_id, "--handler", undo.handler]
-        argv += ["--retry-count", str(task.attempt)]
-        if undo.fallback:
-            argv += ["--fallback", undo.fallback]
+        argv += ["--retry-count", str(task.attempt), "--fallback", undo.fallback]
         with self._scratch_files("configs") as (configs,):
             task.top += await self._configs(task, configs)
             await self._execute(
@@ -177,14 +174,16 @@ class MetaflowActivities:
         if not task.flow.configs:
             return []
         key = (task.flow.name, task.run_id)
-        if key not in self._config_values:
+        if key not in self._config_files:
             values = await asyncio.to_thread(task.config_values)
-            while len(self._config_values) >= CONFIG_CACHE_RUNS:
-                self._config_values.pop(next(iter(self._config_values)))
-            self._config_values[key] = values
-        config_file.write_text(json.dumps({"user_configs": self._config_values[key]}))
+            while len(self._config_files) >= CONFIG_CACHE_RUNS:
+                self._config_files.pop(next(iter(self._config_files)))
+            self._config_files[key] = json.dumps({"user_configs": values})
+        config_file.write_text(self._config_files[key])
         options = [
-            arg for c in task.flow.configs for arg in ("--config-value", c.name, f"kv.{c.name}")
+            arg
+            for c in task.flow.configs
+            for arg in ("--config-value", c.name, f"kv.{c.name}")
         ]
         return options + ["--local-config-file", str(config_file)]
 
@@ -307,10 +306,13 @@ class _Task:
     def pathspec(self) -> str:
         return f"{self.flow.name}/{self.path}"
 
-    def is_done(self) -> bool:
-        """Whether some attempt of this task completed (its done marker exists)."""
+    def is_done(self, attempt: int | None = None) -> bool:
+        """Whether ``attempt`` (by default: some attempt) of this task completed
+        (its done marker exists)."""
         try:
-            self.store.get_task_datastore(self.run_id, self.step, self.task_id)
+            self.store.get_task_datastore(
+                self.run_id, self.step, self.task_id, attempt=attempt
+            )
         except DataException:
             return False
         return True
@@ -332,26 +334,21 @@ class _Task:
         """Save the logs of an attempt that was killed, and mark it failed (as
         Metaflow's ``attempt_ok`` metadata) unless it got to record an outcome."""
         self.save_logs(logs)
-        try:
-            self.store.get_task_datastore(
-                self.run_id, self.step, self.task_id, attempt=self.attempt
-            )
+        if self.is_done(self.attempt):
             return  # it finished after all
-        except DataException:
-            pass
-        metadata_type = _option(self.top, "metadata") or "local"
-        self.metadata(metadata_type).register_metadata(
+        self.metadata().register_metadata(
             self.run_id,
             self.step,
             self.task_id,
             [attempt_status(self.attempt, False)],
         )
 
-    def metadata(self, metadata_type: str):
-        """A Metaflow metadata provider of ``metadata_type`` for this flow."""
+    def metadata(self):
+        """The Metaflow metadata provider this task's ``--metadata`` names."""
         flow = SimpleNamespace(name=self.flow.name)
         environment = MetaflowEnvironment(flow)
-        provider = next(p for p in METADATA_PROVIDERS if p.TYPE == metadata_type)
+        kind = _option(self.top, "metadata")
+        provider = next(p for p in METADATA_PROVIDERS if p.TYPE == kind)
         return provider(
             environment,
             flow,

@@ -5,7 +5,7 @@ The ``metaflow_compensate`` activity starts it as::
 
     python -m mf_temporal_codegen.runtime.compensation_task FLOW.py <top-level options> \
         temporal-compensate --run-id R --step S --task-id T --handler H \
-        --retry-count A [--fallback RUN/STEP/TASK] [--tag TAG ...]
+        --retry-count A --fallback RUN/STEP/TASK [--tag TAG ...]
 
 The flow file runs as ``__main__`` under Metaflow's own command line with one more
 command registered, so configs, flow decorators (``@project``), the datastore and the
@@ -44,7 +44,7 @@ def _command():
     @click.option("--task-id", required=True)
     @click.option("--handler", required=True)
     @click.option("--retry-count", type=int, default=0)
-    @click.option("--fallback", default=None)
+    @click.option("--fallback", required=True)
     @click.option("--tag", "tags", multiple=True)
     @click.pass_obj
     def compensate(obj, run_id, step_name, task_id, handler, retry_count, fallback, tags):
@@ -53,7 +53,7 @@ def _command():
     return compensate
 
 
-def _forward(flow_datastore, run_id: str, step: str, task_id: str, fallback: str | None):
+def _forward(flow_datastore, run_id: str, step: str, task_id: str, fallback: str):
     """(datastore ``self`` reads, status of the undone task)."""
     done = flow_datastore.get_task_datastores(
         pathspecs=[f"{run_id}/{step}/{task_id}"], include_prior=True
@@ -67,8 +67,7 @@ def _forward(flow_datastore, run_id: str, step: str, task_id: str, fallback: str
         return latest, "succeeded" if ok else "failed"
     if latest is not None:
         return latest, "unfinished"
-    source = fallback or f"{run_id}/_parameters/t-params"
-    run, step_name, task = source.split("/")
+    run, step_name, task = fallback.split("/")
     try:
         return flow_datastore.get_task_datastore(run, step_name, task), "unfinished"
     except DataException:
@@ -85,6 +84,7 @@ def attempt_status(attempt: int, ok: bool):
 def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> None:
     flow, metadata = obj.flow, obj.metadata
     name = STEP_PREFIX + step
+    undone = f"{flow.name}/{run_id}/{step}/{task_id}"
     tags_of_attempt = [f"attempt_id:{retry_count}"]
     metadata.add_sticky_tags(tags=tags)
     metadata.register_run_id(run_id)
@@ -102,12 +102,7 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
                 "ds-root",
                 tags_of_attempt,
             ),
-            MetaDatum(
-                "compensates",
-                f"{flow.name}/{run_id}/{step}/{task_id}",
-                "compensates",
-                tags_of_attempt,
-            ),
+            MetaDatum("compensates", undone, "compensates", tags_of_attempt),
         ],
     )
     output = obj.flow_datastore.get_task_datastore(
@@ -148,7 +143,7 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
             "compensation": CompensationContext(
                 step=step,
                 task_id=task_id,
-                pathspec=f"{flow.name}/{run_id}/{step}/{task_id}",
+                pathspec=undone,
                 status=status,
             )
         }

@@ -270,10 +270,14 @@ class Run:
         self.scope = scope
         self.shared = _Shared() if shared is None else shared
         self.undo: list[Undo] = list(undo)
-        self.parameters = Task(
+
+    @property
+    def parameters(self) -> Task:
+        """The run's ``_parameters`` task (the start step's input)."""
+        return Task(
             "_parameters",
             PARAMETERS_TASK_ID,
-            f"{info.run_id}/_parameters/{PARAMETERS_TASK_ID}",
+            f"{self.info.run_id}/_parameters/{PARAMETERS_TASK_ID}",
         )
 
     def child(self, index: int) -> "Run":
@@ -313,8 +317,7 @@ class Run:
         )
         tid = task_id(self.scope, iteration)
         if spec.compensation:
-            fallback = inputs[0].path if inputs else None
-            self.undo.append(Undo(spec.compensation, spec.name, tid, fallback))
+            self.undo.append(Undo(spec.compensation, spec.name, tid, inputs[0].path))
         request = StepRequest(
             flow=self.info.flow,
             run_id=self.info.run_id,
@@ -439,9 +442,9 @@ class Run:
         except ChildWorkflowError as err:
             raise _unwrap_child(err) from err
         finally:
-            self._adopt(
-                (f, f.result().undo if _succeeded(f) else []) for f in futures
-            )
+            # finished chunks hand over their compensations, in chunk order
+            for future in filter(_succeeded, futures):
+                self.undo.extend(future.result().undo)
         tasks = [t for part in chunks for t in part.tasks]
         for t in tasks:
             self.shared.count(t.step)

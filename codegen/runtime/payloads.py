@@ -105,7 +105,7 @@ class Undo:
     task_id: str
     # ``run_id/step/task_id`` of the task's first input: what the compensation reads
     # when the task never stored its own artifacts
-    fallback: str | None = None
+    fallback: str
 
 
 @dataclass(frozen=True)
