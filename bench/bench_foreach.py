@@ -5,10 +5,18 @@ Two measurements, side by side in one run, on a dev server this script starts:
 1. **Foreach end to end.** A trivial foreach flow (``start`` fans out over
    ``range(width)``, a one-line body, ``join``, ``end``) at each ``--widths``: wall
    time of ``python flow.py run --max-workers N`` (a fresh process, as a user runs it)
-   against the generated workflow on Temporal with each launcher (from
-   ``start_workflow`` to its result; the worker is long-running, so it and its fork
-   server are started once before the timed runs). Every run is checked through the
-   Metaflow Client API (one ``body`` task per split) outside the timed part.
+   against ``mf-temporal-codegen run flow.py`` (``run``: a fresh process too, with no
+   flags, i.e. the default launcher; it generates the module, starts its own dev
+   server and worker, runs the flow and stops everything) and against the generated
+   workflow on Temporal with each launcher (from ``start_workflow`` to its result; the
+   worker is long-running, so it and its fork server are started once before the
+   timed runs). Every run is checked through the Metaflow Client API (one ``body``
+   task per split) outside the timed part. ``run`` is measured at widths below
+   1,000 only (it is the path for trying a flow; the long-running worker modes
+   cover the wide runs); its target is at most a quarter of ``python flow.py run``.
+   For the two one-process modes the table also shows the CPU time of the whole
+   process tree (``tree cpu``, median): unlike wall time it hardly depends on what
+   else the machine runs.
 
 2. **Per-task orchestration overhead.** A linear flow of ``--steps`` trivial steps (one
    task at a time) on Temporal. Per run, with ``tasks`` = the steps plus ``init``::
@@ -31,7 +39,10 @@ minutes here). Ratios are against ``python flow.py run``, which gets
 the linear flow) take ~10 minutes on 2 cores. Usage::
 
     python bench/bench_foreach.py [--widths 100,1000] [--runs 3] [--wide-runs 1]
-        [--max-workers 16] [--steps 20] [--modes local,subprocess,fork]
+        [--max-workers 16] [--steps 20] [--modes local,run,subprocess,fork]
+
+e.g. ``--widths 100 --modes local,run --steps 0`` compares only ``mf-temporal-codegen
+run`` with ``python flow.py run``.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,13 +73,16 @@ from mf_temporal_codegen.runtime.worker import (
     make_launcher,
     running_worker,
     run_workflow,
+    warm_up,
 )
 
 # The trivial wide foreach the scale test runs too (its end checks the split order).
 WIDE_FLOW = Path(__file__).resolve().parents[1].joinpath(
     "tests", "flows", "wide_flow.py"
 ).read_text()
-MODES = ("local", "subprocess", "fork")
+MODES = ("local", "run", "subprocess", "fork")
+# The `run` command's target: at most this fraction of `python flow.py run`'s time.
+RUN_TARGET = 0.25
 
 
 def linear_flow(steps: int) -> str:
@@ -122,11 +137,14 @@ class Bench:
             "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(root / "store"),
         }
         os.environ.update(self.env)  # the worker's tasks
+        os.chdir(root)  # where they run, as `python flow.py run` runs from there
         (root / "store" / LocalStorage.DATASTORE_DIR).mkdir(parents=True)
         # Metaflow cached the root at import: point the Client API here at the store.
         LocalStorage.SYSROOT_VAR = str(root / "store")
         LocalStorage.datastore_root = str(root / "store" / LocalStorage.DATASTORE_DIR)
         self.queues: dict[tuple[str, str], str] = {}
+        # CPU seconds of each run's process tree, for the modes that are one process
+        self.cpu: dict[str, list[float]] = {}
         sys.path.insert(0, str(root))  # the workflow sandbox imports modules by name
 
     def write_flow(self, name: str, source: str) -> tuple[Path, ModuleType]:
@@ -157,12 +175,36 @@ class Bench:
         argv = [sys.executable, flow.name, "--no-pylint", "--metadata=local"]
         argv += ["--datastore=local", "run", "--max-workers", str(self.max_workers)]
         argv += ["--run-id-file", str(id_file), *args]
-        started = time.perf_counter()
-        done = subprocess.run(argv, cwd=flow.parent, env=self.env, capture_output=True)
-        seconds = time.perf_counter() - started
+        seconds, done = self.timed("local", argv, flow.parent)
         if done.returncode:
             sys.exit(f"local run failed:\n{done.stderr.decode()[-3000:]}")
         return seconds, id_file.read_text().strip()
+
+    def timed(self, mode: str, argv: list[str], cwd: Path):
+        """Run ``argv``; (wall seconds, the completed process). The CPU time of its
+        whole process tree goes to ``self.cpu[mode]``."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=cwd, env=self.env, capture_output=True)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        self.cpu.setdefault(mode, []).append(cpu)
+        return seconds, done
+
+    def run_command(self, flow: Path, params: dict) -> tuple[float, str]:
+        """``mf-temporal-codegen run flow.py`` (no flags but the parameters and a
+        non-default --max-workers): (wall seconds, run id)."""
+        cli = Path(sys.executable).with_name("mf-temporal-codegen")
+        argv = [str(cli), "run", flow.name]
+        argv += [a for k, v in params.items() for a in ("--param", f"{k}={v}")]
+        if self.max_workers != 16:
+            argv += ["--max-workers", str(self.max_workers)]
+        seconds, done = self.timed("run", argv, flow.parent)
+        last = done.stdout.decode().strip().splitlines()[-1:]
+        if done.returncode or not last or not last[0].startswith("pathspec: "):
+            sys.exit(f"run command failed:\n{done.stdout.decode()[-3000:]}")
+        return seconds, last[0].rsplit("/", 1)[1]
 
     async def run_temporal(self, module, mode: str, params) -> tuple[float, str]:
         """The generated workflow on the ``mode`` worker: (wall seconds, run id)."""
@@ -185,6 +227,8 @@ class Bench:
             if "width" in params:  # Metaflow's guard defaults to 100 splits
                 args += ["--max-num-splits", str(max(100, params["width"]))]
             return self.run_local(flow, *args)
+        if mode == "run":
+            return await asyncio.to_thread(self.run_command, flow, params)
         return await self.run_temporal(module, mode, module.PARAMS(**params))
 
 
@@ -200,7 +244,11 @@ def check(flow: str, run_id: str, step: str, tasks: int) -> None:
 
 
 def label(mode: str) -> str:
-    return "python flow.py run" if mode == "local" else f"temporal {mode}"
+    if mode == "local":
+        return "python flow.py run"
+    if mode == "run":
+        return "mf-temporal-codegen run"
+    return f"temporal {mode}"
 
 
 async def main(args) -> None:
@@ -209,26 +257,31 @@ async def main(args) -> None:
     tasks = args.steps + 1  # the linear flow's steps and init
     table = [
         f"foreach end to end, --max-workers {args.max_workers}: median wall time",
-        f"{'width':>5}  {'mode':<22}{'median':>9}{'runs':>6}{'min-max s':>14}{'vs local':>10}",
+        f"{'width':>5}  {'mode':<25}{'median':>9}{'runs':>6}{'min-max s':>14}{'vs local':>10}"
+        f"{'tree cpu':>11}",
     ]
     with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
         async with dev_server(ui=False) as server, AsyncExitStack() as stack:
             bench = Bench(Path(tmp), server.client, args.max_workers)
             wide, wide_mod = bench.write_flow("wide", WIDE_FLOW)
-            linear, linear_mod = bench.write_flow("linear", linear_flow(args.steps))
+            linear, linear_mod = bench.write_flow("linear", linear_flow(max(args.steps, 2)))
             launchers = {
-                m: TimedLauncher(make_launcher(m)) for m in modes if m != "local"
+                m: TimedLauncher(make_launcher(m))
+                for m in modes
+                if m not in ("local", "run")
             }
             for launcher in launchers.values():
                 stack.callback(launcher.close)
                 if isinstance(launcher.inner, ForkServerLauncher):
-                    await launcher.inner.start(bench.env, Path(tmp), wide.name)
+                    await warm_up(wide_mod, launcher.inner)
             await bench.start_workers(stack, [wide_mod, linear_mod], launchers)
             for width in widths:
                 runs = args.runs if width < 1000 else args.wide_runs
-                samples: dict[str, list[float]] = {m: [] for m in modes}
+                width_modes = [m for m in modes if m != "run" or width < 1000]
+                samples: dict[str, list[float]] = {m: [] for m in width_modes}
+                bench.cpu = {}
                 for _ in range(runs):  # modes interleaved: load changes hit all alike
-                    for mode in modes:
+                    for mode in width_modes:
                         seconds, run_id = await bench.run(
                             wide_mod, wide, mode, {"width": width}
                         )
@@ -239,30 +292,45 @@ async def main(args) -> None:
                 local = (
                     statistics.median(samples["local"]) if "local" in modes else None
                 )
-                for mode in modes:
+                for mode in width_modes:
                     med = statistics.median(samples[mode])
+                    cpu = bench.cpu.get(mode)
                     table.append(
-                        f"{width:>5}  {label(mode):<22}{med:>7.2f} s{runs:>6}"
+                        f"{width:>5}  {label(mode):<25}{med:>7.2f} s{runs:>6}"
                         f"{min(samples[mode]):>7.1f}-{max(samples[mode]):<6.1f}"
                         + (f"{med / local:>9.2f}x" if local else f"{'-':>10}")
+                        + (
+                            f"{statistics.median(cpu):>9.1f} s"
+                            if cpu
+                            else f"{'-':>11}"
+                        )
+                        + (
+                            f"  (target <= {RUN_TARGET:.2f}x)"
+                            if mode == "run" and local
+                            else ""
+                        )
                     )
                     print(table[-1], flush=True)
-            table += [
-                "",
-                f"per task: linear flow of {args.steps} steps, {tasks} tasks with init; "
-                f"medians of {args.runs} runs",
-                f"{'mode':<29}{'wall/task':>12}{'process/task':>15}{'overhead/task':>16}",
-            ]
-            per_task: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+            # (--steps 0: no per-task measurement)
+            linear_modes = [m for m in modes if m != "run"] if args.steps else []
+            if linear_modes:
+                table += [
+                    "",
+                    f"per task: linear flow of {args.steps} steps, {tasks} tasks with "
+                    f"init; medians of {args.runs} runs",
+                    f"{'mode':<29}{'wall/task':>12}{'process/task':>15}"
+                    f"{'overhead/task':>16}",
+                ]
+            per_task: dict[str, list[tuple[float, float]]] = {m: [] for m in linear_modes}
             for _ in range(args.runs):
-                for mode in modes:
+                for mode in linear_modes:
                     seconds, run_id = await bench.run(linear_mod, linear, mode, {})
                     check("LinearFlow", run_id, "end", 1)
                     spent = launchers[mode].take() if mode in launchers else []
                     if spent and len(spent) != tasks:
                         sys.exit(f"expected {tasks} tasks, timed {len(spent)}")
                     per_task[mode].append((seconds / tasks, sum(spent) / tasks))
-            for mode in modes:
+            for mode in linear_modes:
                 wall = statistics.median(w for w, _ in per_task[mode])
                 if mode == "local":
                     process = overhead = "-"

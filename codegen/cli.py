@@ -7,9 +7,36 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .contract import DEFAULT_MAX_WORKERS
 from .errors import CodegenError
 
 EXIT_STALE, EXIT_ERROR = 1, 2
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    """The options that shape generated code: shared by generating and ``run``."""
+    for name in TOP_LEVEL_OPTIONS:
+        p.add_argument(f"--{name}", help=f"Metaflow --{name} for every task")
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help="decorator added to every step (Metaflow --with)")
+    p.add_argument("--config", nargs=2, action="append", default=[], metavar=("NAME", "PATH"), help="Metaflow Config NAME read from PATH when a run starts")
+    p.add_argument("--config-value", nargs=2, action="append", default=[], metavar=("NAME", "JSON"), help="Metaflow Config NAME given as JSON")
+    p.add_argument("--tag", action="append", default=[], help="tag every run")
+    p.add_argument("--max-workers", type=int, default=DEFAULT_MAX_WORKERS, help=f"tasks of one foreach running at once (default {DEFAULT_MAX_WORKERS})")
+    p.add_argument("--branch", help="@project branch")
+    p.add_argument("--production", action="store_true", help="@project production branch")
+    p.add_argument(
+        "--path",
+        dest="paths",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="also look for the flow's local imports in DIR (like PYTHONPATH; repeatable)",
+    )
+
+
+# Metaflow top-level options forwarded to every task when given.
+TOP_LEVEL_OPTIONS = ("metadata", "datastore", "datastore-root", "environment", "event-logger", "monitor")
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -24,27 +51,21 @@ def _generate_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff if OUTDIR is stale")
     mode.add_argument("--diff", action="store_true", help="print the diff, write nothing")
-    for name in ("metadata", "datastore", "datastore-root", "environment", "event-logger", "monitor"):
-        p.add_argument(f"--{name}", help=f"Metaflow --{name} for every task")
-    p.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help="decorator added to every step (Metaflow --with)")
-    p.add_argument("--config", nargs=2, action="append", default=[], metavar=("NAME", "PATH"), help="Metaflow Config NAME read from PATH when a run starts")
-    p.add_argument("--config-value", nargs=2, action="append", default=[], metavar=("NAME", "JSON"), help="Metaflow Config NAME given as JSON")
-    p.add_argument("--tag", action="append", default=[], help="tag every run")
-    p.add_argument("--max-workers", type=int, default=16, help="tasks of one foreach running at once (default 16)")
-    p.add_argument("--branch", help="@project branch")
-    p.add_argument("--production", action="store_true", help="@project production branch")
+    add_generation_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def _options(args: argparse.Namespace):
+def options_from_args(args: argparse.Namespace):
+    """The generator's :class:`~mf_temporal_codegen.pipeline.Options` from parsed
+    :func:`add_generation_options` arguments."""
     from .pipeline import Options
 
     top, flags = [], []
-    for name in ("metadata", "datastore", "datastore_root", "environment", "event_logger", "monitor"):
-        value = getattr(args, name)
+    for option in TOP_LEVEL_OPTIONS:
+        value = getattr(args, option.replace("-", "_"))
         if value:
-            flag = f"--{name.replace('_', '-')}={value}"
+            flag = f"--{option}={value}"
             top.append(flag)
             flags.append(flag)
     for spec in sorted(args.with_):
@@ -60,7 +81,7 @@ def _options(args: argparse.Namespace):
         flags += ["--config-value", name, value]
     for tag in sorted(set(args.tag)):
         flags.append(f"--tag={tag}")
-    if args.max_workers != 16:
+    if args.max_workers != DEFAULT_MAX_WORKERS:
         flags.append(f"--max-workers={args.max_workers}")
     return Options(
         tuple(top),
@@ -68,8 +89,28 @@ def _options(args: argparse.Namespace):
         args.max_workers,
         configs=tuple(sorted((name, Path(path)) for name, path in args.config)),
         config_values=tuple(sorted((name, value) for name, value in args.config_value)),
+        paths=tuple(args.paths),
         flags=tuple(flags),
     )
+
+
+def check_generation_options(args: argparse.Namespace) -> str | None:
+    """The error message for generation options no flow can use, else None."""
+    if args.max_workers < 1:
+        return "--max-workers must be at least 1"
+    if args.environment in ("conda", "pypi"):
+        return (
+            f"--environment={args.environment} is not supported: workers cannot "
+            "build @pypi/@conda environments yet"
+        )
+    return None
+
+
+def _option_hint(args: argparse.Namespace) -> str:
+    """The hint for :func:`check_generation_options`' message."""
+    if args.max_workers < 1:
+        return f"pass --max-workers N with N >= 1 (the default is {DEFAULT_MAX_WORKERS})"
+    return "install the packages where the worker runs and leave out --environment (or use --environment=local)"
 
 
 def generate_main(argv: list[str]) -> int:
@@ -78,18 +119,12 @@ def generate_main(argv: list[str]) -> int:
     from .pipeline import generate
     from .write import diff, stale, write_all
 
-    if args.max_workers < 1:
-        print("mf-temporal-codegen: error: --max-workers must be at least 1", file=sys.stderr)
-        return EXIT_ERROR
-    if args.environment in ("conda", "pypi"):
-        print(
-            f"mf-temporal-codegen: error: --environment={args.environment} is not "
-            "supported: workers cannot build @pypi/@conda environments yet",
-            file=sys.stderr,
-        )
+    problem = check_generation_options(args)
+    if problem:
+        print(f"mf-temporal-codegen: error: {problem}\n  hint: {_option_hint(args)}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        files = generate(args.flows, args.out, _options(args), Cache.from_env())
+        files = generate(args.flows, args.out, options_from_args(args), Cache.from_env())
     except CodegenError as err:
         print(err, file=sys.stderr)
         return EXIT_ERROR
@@ -113,15 +148,32 @@ def run_main(argv: list[str]) -> int:
     p.add_argument("flow", type=Path, metavar="FLOW.py")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--address", help="use this Temporal server instead of an embedded one")
-    p.add_argument("--launcher", choices=("subprocess", "fork"), default="subprocess")
+    p.add_argument(
+        "--launcher",
+        choices=("default", "fork", "subprocess"),
+        default="default",
+        help="fork: tasks fork from a pre-warmed interpreter; subprocess: a fresh python "
+        "per task (the reference); default: fork where it works, else subprocess",
+    )
+    add_generation_options(p)
     args = p.parse_args(argv)
+    problem = check_generation_options(args)
+    if problem:
+        print(f"mf-temporal-codegen run: error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
     import asyncio
 
-    from .runtime.embedded import run_embedded
+    from .run_command import run_embedded
 
     try:
         return asyncio.run(
-            run_embedded(args.flow, args.param, address=args.address, launcher=args.launcher)
+            run_embedded(
+                args.flow,
+                args.param,
+                address=args.address,
+                launcher=args.launcher,
+                options=options_from_args(args),
+            )
         )
     except CodegenError as err:
         print(err, file=sys.stderr)

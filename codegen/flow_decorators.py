@@ -32,7 +32,12 @@ def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Sc
     """The flow's schedule; None without @schedule or with every preset off."""
     if d is None or d.origin != METAFLOW:
         return None
-    args = _attributes(d, SCHEDULE_ATTRIBUTES)
+    args = _attributes(d, SCHEDULE_ATTRIBUTES, deferred=SCHEDULE_ATTRIBUTES)
+    _check_required(parameters)
+    written = ", ".join(f"{k}={v!r}" for k, v in d.kwargs)
+    if any(isinstance(v, m.Deferred) for v in args.values()):
+        # Metaflow evaluates it when the worker starts (which checks the cron then)
+        return m.Schedule(None, written, None, d.pos)
     # Metaflow reads an empty cron= as none given.
     expression = args.get("cron") or None
     if expression is not None and not isinstance(expression, str):
@@ -58,6 +63,10 @@ def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Sc
     timezone = args.get("timezone")
     if timezone is not None:
         _check_timezone(d, timezone)
+    return m.Schedule(expression, written, timezone, d.pos)
+
+
+def _check_required(parameters: tuple[m.Parameter, ...]) -> None:
     for p in parameters:
         if p.required and not p.has_default:
             raise CodegenError(
@@ -67,8 +76,6 @@ def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Sc
                 "give it a default (as Metaflow's Argo Workflows scheduler requires), "
                 "or drop @schedule",
             )
-    written = ", ".join(f"{k}={v!r}" for k, v in d.kwargs)
-    return m.Schedule(expression, written, timezone, d.pos)
 
 
 def _check_timezone(d: m.Decorator, timezone: Any) -> None:
@@ -82,14 +89,19 @@ def _check_timezone(d: m.Decorator, timezone: Any) -> None:
 
 
 def project(d: m.Decorator | None) -> m.Project | None:
-    """The flow's @project, its name and decorator-given branch checked."""
+    """The flow's @project, its name and decorator-given branch checked. A name only
+    Metaflow can compute (``config_expr``) stays Deferred: the worker has Metaflow
+    evaluate it when it starts."""
     if d is None or d.origin != METAFLOW:
         return None
-    args = _attributes(d, PROJECT_ATTRIBUTES)
+    args = _attributes(d, PROJECT_ATTRIBUTES, deferred=("name",))
     name = args.get("name")
-    if not name or not isinstance(name, str):
+    if isinstance(name, m.Deferred):
+        pass
+    elif not name or not isinstance(name, str):
         raise CodegenError(d.pos, "@project needs a name", "write @project(name='some_name')")
-    _check_name(d.pos_of("name"), name, "The @project name")
+    else:
+        _check_name(d.pos_of("name"), name, "The @project name")
     branch = args.get("branch")
     if branch is not None:
         _check_name(d.pos_of("branch"), str(branch), "The branch name")
@@ -100,9 +112,10 @@ def project(d: m.Decorator | None) -> m.Project | None:
     )
 
 
-def _attributes(d: m.Decorator, known: tuple[str, ...]) -> dict[str, Any]:
-    from .parse import SourceExpr
-
+def _attributes(
+    d: m.Decorator, known: tuple[str, ...], deferred: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The decorator's arguments; a Deferred value is accepted only for ``deferred``."""
     args = dict(d.kwargs)
     if "_args" in args:
         raise CodegenError(
@@ -115,11 +128,12 @@ def _attributes(d: m.Decorator, known: tuple[str, ...]) -> dict[str, Any]:
                 f"@{d.name} does not support the attribute {key!r}",
                 "supported attributes: " + ", ".join(known),
             )
-        if isinstance(value, SourceExpr):
+        if isinstance(value, m.Deferred) and key not in deferred:
             raise CodegenError(
                 d.pos_of(key),
-                f"@{d.name}({key}=) must be a literal, got `{value.code}`",
-                "the generator reads the flow statically; use a literal value here",
+                f"@{d.name}({key}=) must be known when generating, got `{value.code}`",
+                f"it decides the deployment's names and schedule, so the generated "
+                f"workflow needs it; use a literal or a module constant here",
             )
     return args
 
@@ -140,13 +154,17 @@ def _check_name(pos: Pos, name: str, what: str) -> None:
 class Branch:
     """A flow's project branch at generation time (Metaflow's ``format_name``)."""
 
-    project: str
+    # Deferred: Metaflow evaluates the name when the worker starts
+    project: str | m.Deferred
     # "test.x", "prod", "prod.x"; None for the user branch, resolved by the worker
     branch: str | None
 
     def flow_name(self, flow: str) -> str | None:
-        """Metaflow's project flow name, ``<project>.<branch>.<Flow>``."""
-        return None if self.branch is None else f"{self.project}.{self.branch}.{flow}"
+        """Metaflow's project flow name, ``<project>.<branch>.<Flow>``; None when the
+        worker resolves it (a user branch, or a name only Metaflow can compute)."""
+        if self.branch is None or isinstance(self.project, m.Deferred):
+            return None
+        return f"{self.project}.{self.branch}.{flow}"
 
 
 def branch(flow: m.Flow, top_level: tuple[str, ...]) -> Branch | None:

@@ -22,9 +22,29 @@ START, LINEAR, SPLIT, FOREACH, SWITCH, JOIN, END = (
 )
 
 
+# Deferred.kind: how Metaflow evaluates a value the source computes.
+CONFIG_EXPR = "config"  # config_expr(...) or an expression on a Config attribute
+CALL = "call"  # a call, a lambda or a name bound to a function: maybe deploy-time
+EXPR = "expr"  # any other expression the generator cannot fold
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A value only Metaflow can compute (a call, a Config expression, ...), kept as
+    its source text and position; the runtime has Metaflow evaluate it."""
+
+    code: str
+    pos: Pos
+    kind: str = EXPR
+
+    def __repr__(self) -> str:
+        return self.code
+
+
 @dataclass(frozen=True)
 class Decorator:
-    """A decorator as written: its name, where it came from, its literal arguments."""
+    """A decorator as written: its name, where it came from, its arguments (literal
+    values, values folded from constants, or :class:`Deferred`)."""
 
     name: str
     # "metaflow" for Metaflow's own decorators, else the module it was imported from.
@@ -33,6 +53,12 @@ class Decorator:
     pos: Pos
     # where each keyword argument's value starts
     arg_pos: tuple[tuple[str, Pos], ...] = ()
+    # source text of each argument whose value was folded from names/constants
+    # (e.g. ("vars", "ENV") for @environment(vars=ENV)); literals are not listed
+    arg_code: tuple[tuple[str, str], ...] = ()
+    # a decorator that may add or change decorators when Metaflow loads the flow
+    # (a StepMutator/FlowMutator, or one the generator cannot read into)
+    mutator: bool = False
 
     def arg(self, key: str, default: Any = None) -> Any:
         return dict(self.kwargs).get(key, default)
@@ -41,6 +67,10 @@ class Decorator:
         """The position of argument ``key``'s value, else of the decorator."""
         return dict(self.arg_pos).get(key, self.pos)
 
+    def code_of(self, key: str) -> str | None:
+        """The source text of argument ``key`` if its value was folded, else None."""
+        return dict(self.arg_code).get(key)
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -48,13 +78,19 @@ class Parameter:
 
     attr: str
     name: str
-    # one of: str, int, float, bool, json
+    # one of: str, int, float, bool, json; "auto" when only Metaflow knows it (no
+    # type= and a Deferred default: Metaflow takes the evaluated default's type)
     type: str
+    # a literal or folded value, or Deferred (evaluated by Metaflow per run)
     default: Any
     has_default: bool
     required: bool
     help: str
     pos: Pos
+    # "parameter" or "include_file" (IncludeFile: the value is a file path)
+    kind: str = "parameter"
+    # source text of a default folded from names/constants (None: a literal)
+    default_code: str | None = None
 
     @property
     def field(self) -> str:
@@ -110,8 +146,9 @@ class Step:
 class Schedule:
     """``@schedule``: when a production scheduler starts the flow."""
 
-    # Metaflow's expression (EventBridge syntax), e.g. "0 * * * ? *" for hourly=True
-    cron: str
+    # Metaflow's expression (EventBridge syntax), e.g. "0 * * * ? *" for hourly=True;
+    # None when Metaflow evaluates it (config_expr arguments) as the worker starts
+    cron: str | None
     # the decorator's arguments as written, e.g. "hourly=True"
     written: str
     # IANA time zone name (Metaflow: Argo only); None = UTC
@@ -123,7 +160,8 @@ class Schedule:
 class Project:
     """``@project``: the flow's project; branches come from it and the CLI."""
 
-    name: str
+    # Deferred: Metaflow evaluates it (config_expr) when the worker starts
+    name: str | Deferred
     # branch= and production= as given in the decorator (None: not given)
     branch: str | None
     production: bool | None

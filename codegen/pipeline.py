@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable
 
+from .contract import DEFAULT_MAX_WORKERS
+from .imports import SearchPath, search_path
+
 if TYPE_CHECKING:
     from .cache import Cache
 
@@ -22,10 +25,12 @@ class Options:
 
     top_level: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    max_workers: int = 16
+    max_workers: int = DEFAULT_MAX_WORKERS
     # Metaflow --config NAME PATH / --config-value NAME JSON, for every run's init
     configs: tuple[tuple[str, Path], ...] = ()
     config_values: tuple[tuple[str, str], ...] = ()
+    # --path DIR: more directories for the flow's local imports (like PYTHONPATH)
+    paths: tuple[Path, ...] = ()
     # the CLI flags that produced the options above (but --config), for the header
     flags: tuple[str, ...] = field(default=(), compare=False)
 
@@ -48,9 +53,13 @@ def _jobs(flow_files: list[Path], outdir: Path, options: Options) -> list[dict[s
     root = project_root(outdir)
     out_rel = _rel(outdir, root)
     config_flags = [a for n, f in options.configs for a in ("--config", n, _rel(f, root))]
+    path_flags = [a for p in options.paths for a in ("--path", _rel(p, root))]
     command = shlex.join(
-        ["mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel, *options.flags, *config_flags]
-    )
+        [
+            "mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel,
+            *options.flags, *path_flags, *config_flags,
+        ]
+    )  # fmt: skip
     package = "" if out_rel.startswith("..") or out_rel == "." else out_rel.replace("/", ".") + "."
     return [
         {
@@ -70,17 +79,23 @@ def _jobs(flow_files: list[Path], outdir: Path, options: Options) -> list[dict[s
 
 
 def _sources(
-    flow_files: list[Path], jobs: list[dict[str, Any]], track: Callable[[Path], Path] = Path
+    flow_files: list[Path],
+    jobs: list[dict[str, Any]],
+    track: Callable[[Path], Path] = Path,
+    search: SearchPath | None = None,
 ) -> dict[str, str]:
-    """Formatted source per generated file name; the parser opens flows via ``track``."""
+    """Formatted source per generated file name; the parser opens flows via ``track``
+    and looks for their imports in ``search``. Every error in every flow file is
+    collected and raised together (``CodegenErrors``); nothing is formatted then."""
     from . import plan as planner
-    from .errors import CodegenError
+    from .errors import CodegenError, Collector
     from .fmt import format_source
     from .graph import analyze
-    from .parse import load_flows
+    from .parse import read_flows
     from .render import Target, render
 
-    results: dict[str, str] = {}
+    errors = Collector()
+    rendered: dict[str, str] = {}
     for flow_file, job in zip(flow_files, jobs):
         fields = job["target"]
         target = Target(
@@ -91,13 +106,17 @@ def _sources(
                 "init_options": tuple(fields["init_options"]),
             }
         )
-        for flow in load_flows(track(flow_file), job["display"]):
-            plan = planner.build(analyze(flow))
-            for name, text in render(plan, target).items():
-                if name in results:
-                    raise CodegenError(flow.pos, f"two flows generate {name}", "rename one of the flow classes")
-                results[name] = format_source(name, text)
-    return results
+        flows, problems = read_flows(track(flow_file), job["display"], search)
+        errors.errors.extend(problems)
+        for flow in flows:
+            with errors.guard():
+                plan = planner.build(analyze(flow))
+                for name, text in render(plan, target).items():
+                    if name in rendered:
+                        raise CodegenError(flow.pos, f"two flows generate {name}", "rename one of the flow classes")
+                    rendered[name] = text
+    errors.check()
+    return {name: format_source(name, text) for name, text in rendered.items()}
 
 
 def generate(
@@ -105,11 +124,18 @@ def generate(
 ) -> dict[Path, str]:
     """Formatted sources of every generated module, keyed by output path."""
     jobs = _jobs(flow_files, outdir, options)
+    # where the flows' imports are looked for besides their own directories
+    search = search_path(options.paths)
     if cache is None:
-        sources = _sources(flow_files, jobs)
+        sources = _sources(flow_files, jobs, search=search)
     else:
-        inputs = {"flows": [str(f) for f in flow_files], "outdir": str(outdir), "jobs": jobs}
-        sources = cache.run(inputs, lambda track: _sources(flow_files, jobs, track))
+        inputs = {
+            "flows": [str(f) for f in flow_files],
+            "outdir": str(outdir),
+            "jobs": jobs,
+            "import_path": search.as_json(),
+        }
+        sources = cache.run(inputs, lambda track: _sources(flow_files, jobs, track, search))
     return dict(sorted((outdir / name, text) for name, text in sources.items()))
 
 
@@ -121,7 +147,11 @@ def _init_options(options: Options, flow_file: Path) -> tuple[str, ...]:
         if not path.is_file():
             from .errors import CodegenError
 
-            raise CodegenError(None, f"--config {name}: no such file: {path}")
+            raise CodegenError(
+                None,
+                f"--config {name}: no such file: {path}",
+                "give the path of the Config's JSON file (relative to the current directory)",
+            )
         init += ["--config", name, _rel(path, flow_file.parent)]
     for name, value in options.config_values:
         init += ["--config-value", name, value]

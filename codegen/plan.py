@@ -11,7 +11,13 @@ import keyword
 from dataclasses import dataclass
 
 from . import model as m
+from .errors import CodegenError
 from .graph import Graph
+
+# How deeply splits, foreaches and switches may nest: each switch case is indented
+# once more in the generated code (Python allows 100 levels of indentation), and
+# each split or foreach body is a method of its own, planned recursively.
+MAX_NESTING = 64
 
 # Local names generated code uses; a step with one of these names gets a suffix.
 TAKEN = frozenset({"self", "run", "parent", "index", "rt", "asyncio", "workflow", "params"})
@@ -137,9 +143,19 @@ class _Builder:
         self.graph = graph
         self.methods: list[Method] = []
 
-    def block(self, first: str, stop: str | None, source: str, split_index=False):
+    def block(self, first: str, stop: str | None, source: str, split_index=False, depth=0):
         """Statements from ``first`` up to (not including) ``stop``; returns the
-        statements and the variable holding the last task."""
+        statements and the variable holding the last task. ``depth``: how many
+        splits, foreaches and switch cases the block is nested in."""
+        if depth > MAX_NESTING:
+            step = self.graph[first].step
+            raise CodegenError(
+                step.pos,
+                f"step {first} is nested in more than {MAX_NESTING} splits, foreaches "
+                "and switch cases",
+                "the generator supports flows nested up to that depth; let some "
+                "branches join (or switch cases meet) earlier",
+            )
         out: list = []
         current: str | None = first
         inputs = f"[{source}]"
@@ -158,7 +174,7 @@ class _Builder:
                 join = node.matching_join
                 methods, results = [], []
                 for branch in sorted(step.next):
-                    method, result = self.method("branch", branch, join)
+                    method, result = self.method("branch", branch, join, depth=depth + 1)
                     methods.append(method)
                     results.append(result)
                 out.append(Parallel(target, tuple(methods), tuple(results)))
@@ -167,7 +183,7 @@ class _Builder:
             elif step.kind == m.FOREACH:
                 join = node.matching_join
                 (body_first,) = step.next
-                method, _ = self.method("foreach", body_first, join, split_index=True)
+                method, _ = self.method("foreach", body_first, join, split_index=True, depth=depth + 1)
                 tasks = f"{var(body_first)}_tasks"
                 steps = self._count(body_first, join)
                 out.append(Foreach(step, method, chunk_class(self.graph.flow, method), steps, tasks))
@@ -179,7 +195,7 @@ class _Builder:
                 exits = [(k, s) for k, s in step.switch_cases if s != step.name]
                 result = f"after_{step.name}"
                 for key, target_step in exits:
-                    body, case_last = self.block(target_step, merge, target)
+                    body, case_last = self.block(target_step, merge, target, depth=depth + 1)
                     cases.append(Case(key, target_step, tuple(body), case_last))
                 if len(cases) == 1 and not cases[0].body:
                     result = target
@@ -195,9 +211,9 @@ class _Builder:
                 inputs = f"[{target}]"
         return out, last
 
-    def method(self, kind, first, stop, split_index=False):
+    def method(self, kind, first, stop, split_index=False, depth=0):
         name = f"{kind}_{first}"
-        body, result = self.block(first, stop, "parent", split_index)
+        body, result = self.block(first, stop, "parent", split_index, depth)
         doc_kind = "Branch" if kind == "branch" else "Body of the foreach"
         doc = f"{doc_kind} starting at step {first}."
         region = self._reachable(first, stop) - {stop}

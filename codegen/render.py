@@ -14,7 +14,18 @@ from . import __version__
 from . import flow_decorators
 from . import model as m
 from .errors import CodegenError
-from .parse import SourceExpr
+from .contract import (
+    CATCH_ERROR_RETRIES,
+    COMPENSATE_WORKFLOW_SUFFIX,
+    DEFAULT_MAX_WORKERS,
+    LOOP_WORKFLOW_SUFFIX,
+    MAX_ATTEMPTS,
+    RETRY_MINUTES,
+    RETRY_TIMES,
+    RUNTIME_API,
+    graph_line,
+    task_queue,
+)
 from .plan import Plan, chunk_class, const, var
 
 PY_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "json": "Any"}
@@ -34,7 +45,7 @@ class Target:
     tags: tuple[str, ...] = ()
     # top-level options for Metaflow's init only (--config, --config-value)
     init_options: tuple[str, ...] = ()
-    max_workers: int = 16
+    max_workers: int = DEFAULT_MAX_WORKERS
 
 
 @functools.cache
@@ -76,10 +87,6 @@ def _pydoc(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
-# Metaflow's defaults: @retry(times=3, minutes_between_retries=2); @catch adds 3
-# retries for platform errors (its fallback task runs in the last ones).
-RETRY_TIMES, RETRY_MINUTES, CATCH_ERROR_RETRIES = 3, 2, 3
-MAX_ATTEMPTS = 6
 
 
 def _with_specs(top_level: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -93,16 +100,18 @@ def _with_specs(top_level: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return specs
 
 
-def _number(deco: m.Decorator, key: str, default: float) -> float:
+def _number(deco: m.Decorator, key: str, default: float) -> float | m.Deferred:
+    """A number argument of a Metaflow decorator; Deferred when only Metaflow knows it."""
     value = deco.arg(key, default)
+    if isinstance(value, m.Deferred):
+        return value
     try:
         return float(value)
     except (TypeError, ValueError):
         raise CodegenError(
-            deco.pos,
-            f"@{deco.name}({key}=...) must be a number literal, got `{value!r}`",
-            "the workflow sets Temporal's retry policy and timeouts from it when "
-            "generating, so it must be known statically",
+            deco.pos_of(key),
+            f"@{deco.name}({key}=...) must be a number, got `{value!r}`",
+            "Metaflow rejects it too; give a number (or a config_expr)",
         ) from None
 
 
@@ -116,52 +125,89 @@ def _decorator_or_with(step: m.Step, name: str, withs) -> m.Decorator | None:
     return None
 
 
-def _step_options(step: m.Step, flow: m.Flow, withs) -> list[tuple[str, Any]]:
+def _written(deco: m.Decorator, key: str) -> str:
+    """``@name(key=<source>)``, for comments about a value Metaflow evaluates."""
+    value = deco.arg(key)
+    code = value.code if isinstance(value, m.Deferred) else deco.code_of(key) or repr(value)
+    return f"@{deco.name}({key}={code})"
+
+
+def mutators(flow: m.Flow) -> list[m.Decorator]:
+    """Flow decorators that are not Metaflow's: FlowMutators (or user flow
+    decorators) that may change any step's decorators when Metaflow loads the flow."""
+    return [d for d in flow.decorators if d.mutator]
+
+
+def _step_options(step: m.Step, flow: m.Flow, withs) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The StepSpec keyword arguments of ``step`` and, when its orchestration facts
+    come from Metaflow, the reasons (one comment line each)."""
     options: list[tuple[str, Any]] = []
+    deferred: list[str] = []
     if step.kind == m.FOREACH:
         options.append(("foreach", True))
     if step.kind == m.SWITCH:
         options.append(("switch", True))
+    facts: list[tuple[str, Any]] = []
     retry = _decorator_or_with(step, "retry", withs)
     catch = _decorator_or_with(step, "catch", withs)
-    retries = int(_number(retry, "times", RETRY_TIMES)) if retry else 0
-    if retries + 2 > MAX_ATTEMPTS:
+    retries: float | m.Deferred = _number(retry, "times", RETRY_TIMES) if retry else 0
+    minutes: float | m.Deferred = (
+        _number(retry, "minutes_between_retries", RETRY_MINUTES) if retry else RETRY_MINUTES
+    )
+    for key, value in (("times", retries), ("minutes_between_retries", minutes)):
+        if isinstance(value, m.Deferred):
+            deferred.append(f"{_written(retry, key)} ({_where(value.pos)})")
+    if not isinstance(retries, m.Deferred) and retries + 2 > MAX_ATTEMPTS:
         raise CodegenError(
             retry.pos,
-            f"@retry(times={retries}) asks for more attempts than Metaflow allows",
+            f"@retry(times={int(retries)}) asks for more attempts than Metaflow allows",
             f"the maximum number of retries is @retry(times={MAX_ATTEMPTS - 2}) "
             f"(Metaflow's MAX_ATTEMPTS is {MAX_ATTEMPTS})",
         )
     error_retries = CATCH_ERROR_RETRIES if catch else 0
-    if retries:
-        options.append(("retries", retries))
-    if error_retries:
-        options.append(("error_retries", error_retries))
-    if retries or error_retries:
-        minutes = _number(retry, "minutes_between_retries", RETRY_MINUTES) if retry else RETRY_MINUTES
-        options.append(("retry_delay_seconds", int(minutes * 60)))
+    if not deferred:
+        if retries:
+            facts.append(("retries", int(retries)))
+        if error_retries:
+            facts.append(("error_retries", error_retries))
+        if retries or error_retries:
+            facts.append(("retry_delay_seconds", int(minutes * 60)))
     timeout = _decorator_or_with(step, "timeout", withs)
     if timeout is not None:
-        seconds = sum(
-            int(_number(timeout, unit, 0)) * factor
-            for unit, factor in (("seconds", 1), ("minutes", 60), ("hours", 3600))
-        )
-        options.append(("timeout_seconds", seconds))
+        seconds = 0
+        for unit, factor in (("seconds", 1), ("minutes", 60), ("hours", 3600)):
+            value = _number(timeout, unit, 0)
+            if isinstance(value, m.Deferred):
+                deferred.append(f"{_written(timeout, unit)} ({_where(value.pos)})")
+            else:
+                seconds += int(value) * factor
+        facts.append(("timeout_seconds", seconds))
     environment = step.decorator("environment")
     if environment is not None and environment.origin == "metaflow":
         env = environment.arg("vars", {}) or {}
-        if not isinstance(env, dict) or any(isinstance(v, SourceExpr) for v in env.values()):
-            raise CodegenError(
-                environment.pos,
-                "@environment(vars=...) must be a literal dict of literal values",
-                "the orchestrator sets these variables, so it must know them when "
-                "generating; config_expr values are not supported here yet",
-            )
-        options.append(("env", {str(k): str(v) for k, v in env.items()}))
+        if isinstance(env, m.Deferred) or not isinstance(env, dict) or any(
+            isinstance(v, m.Deferred) for v in env.values()
+        ):
+            where = _where(environment.pos_of("vars"))
+            deferred.append(f"{_written(environment, 'vars')} ({where})")
+        else:
+            facts.append(("env", {str(k): str(v) for k, v in env.items()}))
+    own = [d for d in step.decorators if d.mutator]
+    if own:
+        names = ", ".join(f"@{d.name}" for d in own)
+        deferred.append(f"{names} ({_where(own[0].pos)}) may change its decorators (a StepMutator)")
+    # Facts Metaflow evaluates are all taken from Metaflow, when each run starts (a
+    # FlowMutator may change any step's: the module says so once, at the top).
+    options += [("from_metaflow", True)] if deferred or mutators(flow) else facts
     compensation = flow.compensation(step.name)
     if compensation is not None:
         options.append(("compensation", compensation.handler))
-    return options
+    return options, deferred
+
+
+def _where(pos) -> str:
+    """``file:line`` as comments cite sources (see ``errors.Pos.cited``)."""
+    return f"{pos.cited}:{pos.line}"
 
 
 def _sketch(plan: Plan) -> list[str]:
@@ -180,15 +226,56 @@ def _sketch(plan: Plan) -> list[str]:
     return lines
 
 
+RUN_START = "evaluated by Metaflow when each run starts"
+
+
 def _param_view(p: m.Parameter) -> dict[str, Any]:
-    annotation = PY_TYPES[p.type]
-    required = p.required and not p.has_default
-    if not p.has_default and not p.required:
+    """How a Parameter appears in the generated input dataclass."""
+    deferred = isinstance(p.default, m.Deferred)
+    # "auto": Metaflow converts the value to the evaluated default's type
+    annotation = "str" if p.type == "auto" else PY_TYPES[p.type]
+    required = p.required and not p.has_default and not deferred
+    default = None if deferred else p.default
+    if (not p.has_default or deferred) and not required:
         annotation += " | None"
     doc = p.help or f"Metaflow parameter {p.name!r}."
     if p.name != p.field:
         doc += f" (--{p.name})"
-    return {"field": p.field, "annotation": annotation, "required": required, "default": p.default, "doc": doc}
+    if p.kind == "include_file":
+        doc += (
+            " IncludeFile: the path of a file, read when the run starts by Metaflow's"
+            " init in the worker's working directory."
+        )
+    if deferred:
+        doc += f" Default: {p.default.code} ({_where(p.default.pos)}), {RUN_START}."
+    elif p.default_code:
+        doc += f" Default: {p.default_code} = {_py(p.default)} ({_where(p.pos)})."
+    return {"field": p.field, "annotation": annotation, "required": required, "default": default, "doc": doc}
+
+
+def deploy_time_defaults(flow: m.Flow) -> tuple[str, ...]:
+    """Parameters whose defaults Metaflow evaluates up front (maybe deploy-time
+    functions); Metaflow's init computes the others (values, Config expressions)."""
+    return tuple(
+        p.name
+        for p in flow.parameters
+        if isinstance(p.default, m.Deferred) and p.default.kind != m.CONFIG_EXPR
+    )
+
+
+def graph_lines(plan: Plan) -> list[str]:
+    """The graph as the worker compares it with Metaflow's, in the flow's order."""
+    return [
+        graph_line(
+            name,
+            step.kind,
+            step.next,
+            step.foreach_var,
+            step.condition,
+        )
+        for name in plan.graph.order
+        for step in [plan.graph[name].step]
+    ]
 
 
 def _deployment(flow: m.Flow, target: Target) -> dict[str, Any]:
@@ -198,15 +285,21 @@ def _deployment(flow: m.Flow, target: Target) -> dict[str, Any]:
     name = flow.name
     if branch is not None:
         name = branch.flow_name(flow.name)
-        project = {"name": branch.project, "branch": branch.branch, "line": flow.project.pos.line}
+        written = flow.project.name
+        project = {
+            "name": None if isinstance(written, m.Deferred) else written,
+            "name_expr": written.code if isinstance(written, m.Deferred) else None,
+            "branch": branch.branch,
+            "where": _where(flow.project.pos),
+        }
     if flow.schedule is not None:
         s = flow.schedule
-        schedule = {"cron": s.cron, "timezone": s.timezone, "written": s.written, "line": s.pos.line}
+        schedule = {"cron": s.cron, "timezone": s.timezone, "written": s.written, "where": _where(s.pos)}
     return {
         "project": project,
         "schedule": schedule,
         "deployment_name": name,
-        "task_queue": f"metaflow-{name}" if name else None,
+        "task_queue": task_queue(name) if name else None,
     }
 
 
@@ -227,16 +320,15 @@ def render(plan: Plan, target: Target) -> dict[str, str]:
     params = [_param_view(p) for p in flow.parameters]
     params.sort(key=lambda p: (not p["required"], p["field"]))
     withs = _with_specs(target.top_level)
-    specs = [
-        {
-            "const": const(name),
-            "name": name,
-            "options": _step_options(plan.graph[name].step, flow, withs),
-        }
-        for name in plan.graph.order
-    ]
+    specs = []
+    for name in plan.graph.order:
+        options, deferred = _step_options(plan.graph[name].step, flow, withs)
+        specs.append({"const": const(name), "name": name, "options": options, "deferred": deferred})
     context = {
         "version": __version__,
+        "runtime_api": RUNTIME_API,
+        "loop_workflow": flow.name + LOOP_WORKFLOW_SUFFIX,
+        "compensate_workflow": flow.name + COMPENSATE_WORKFLOW_SUFFIX,
         "source": target.source,
         "source_name": target.source.rsplit("/", 1)[-1],
         "command": target.command,
@@ -248,6 +340,10 @@ def render(plan: Plan, target: Target) -> dict[str, str]:
         "uses_any": any(p["annotation"].startswith("Any") for p in params),
         "specs": specs,
         "sketch": _sketch(plan),
+        "graph_lines": graph_lines(plan),
+        "any_from_metaflow": any(("from_metaflow", True) in spec["options"] for spec in specs),
+        "deploy_time_defaults": deploy_time_defaults(flow),
+        "mutators": [f"@{d.name} ({_where(d.pos)})" for d in mutators(flow)],
         "top_level": target.top_level,
         "tags": target.tags,
         "init_options": target.init_options,

@@ -24,12 +24,26 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="BranchFlow",
     file="../examples/branch.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split -> a, b",
+    "a linear -> join",
+    "b linear -> join",
+    "join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/branch.py -o out"
 TASK_QUEUE = "metaflow-BranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

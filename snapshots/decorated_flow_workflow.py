@@ -25,6 +25,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="DecoratedFlow",
     file="../examples/decorated.py",
@@ -32,6 +36,17 @@ FLOW = rt.FlowRef(
     tags=(),
     configs=(rt.ConfigRef("config", "config"),),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start start -> flaky",
+    "flaky linear -> env_step",
+    "env_step linear -> risky",
+    "risky linear -> report",
+    "report linear -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/decorated.py -o out"
 # @project (decorated.py:11): the user branch user.<owner>. The worker and
 # the trigger resolve the owner (METAFLOW_OWNER, else the user) and the task queue
 # metaflow-demo_project.user.<owner>.DecoratedFlow.

@@ -26,12 +26,28 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="ForeachInBranchFlow",
     file="../examples/foreach_in_branch.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split -> fan, solo",
+    "fan foreach -> work (foreach numbers)",
+    "work linear -> fan_join",
+    "fan_join join -> branch_join",
+    "solo linear -> branch_join",
+    "branch_join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/foreach_in_branch.py -o out"
 TASK_QUEUE = "metaflow-ForeachInBranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

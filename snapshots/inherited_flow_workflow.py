@@ -23,12 +23,25 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="InheritedFlow",
     file="../examples/inherited.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start start -> clean",
+    "clean linear -> summarize",
+    "summarize linear -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/inherited.py -o out"
 TASK_QUEUE = "metaflow-InheritedFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
@@ -64,7 +77,7 @@ class InheritedFlowWorkflow:
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""
-        # start: Load the dataset; subclasses must define a `clean` step. (inherited.py:36)
+        # start: Load the dataset; subclasses must define a `clean` step. (common/pipeline.py:36)
         start = await run.step(START, [run.parameters])
         # clean: Upper-case every row (decorated with retry, catch, resources, stamp). (inherited.py:22)
         clean = await run.step(CLEAN, [start])

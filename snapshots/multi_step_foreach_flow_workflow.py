@@ -25,12 +25,27 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="MultiStepForeachFlow",
     file="../examples/foreach_multistep.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start foreach -> load (foreach words)",
+    "load linear -> transform",
+    "transform linear -> score",
+    "score linear -> join",
+    "join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/foreach_multistep.py -o out"
 TASK_QUEUE = "metaflow-MultiStepForeachFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

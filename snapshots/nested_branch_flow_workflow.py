@@ -27,12 +27,29 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="NestedBranchFlow",
     file="../examples/nested_branch.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split -> left, right",
+    "left linear -> outer_join",
+    "right split -> right_x, right_y",
+    "right_x linear -> inner_join",
+    "right_y linear -> inner_join",
+    "inner_join join -> outer_join",
+    "outer_join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/nested_branch.py -o out"
 TASK_QUEUE = "metaflow-NestedBranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

@@ -27,12 +27,29 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="NestedForeachFlow",
     file="../examples/nested_foreach.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start foreach -> outer (foreach colors)",
+    "outer foreach -> middle (foreach sizes)",
+    "middle foreach -> inner (foreach shapes)",
+    "inner linear -> inner_join",
+    "inner_join join -> middle_join",
+    "middle_join join -> outer_join",
+    "outer_join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/nested_foreach.py -o out"
 TASK_QUEUE = "metaflow-NestedForeachFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

@@ -26,12 +26,28 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="NestedSwitchFlow",
     file="../examples/nested_switch.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split-switch -> check_size, handle_text (switch on kind)",
+    "check_size split-switch -> handle_small, handle_large (switch on size)",
+    "handle_small linear -> finish",
+    "handle_large linear -> finish",
+    "handle_text linear -> finish",
+    "finish linear -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/nested_switch.py -o out"
 TASK_QUEUE = "metaflow-NestedSwitchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

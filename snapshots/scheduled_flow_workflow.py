@@ -22,12 +22,24 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="ScheduledFlow",
     file="../examples/scheduled.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start start -> report",
+    "report linear -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/scheduled.py -o out"
 TASK_QUEUE = "metaflow-ScheduledFlow"
 # @schedule(cron='0 6 ? * MON-FRI *', timezone='Europe/Paris') (scheduled.py:10).
 # The worker keeps a Temporal Schedule that starts a run with default parameters at

@@ -24,6 +24,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="SwitchConfigFlow",
     file="../examples/switch_config_keys.py",
@@ -31,6 +35,16 @@ FLOW = rt.FlowRef(
     tags=(),
     configs=(rt.ConfigRef("routes", "routes"),),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split-switch -> main_route, backup_route (switch on route)",
+    "main_route linear -> done",
+    "backup_route linear -> done",
+    "done linear -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/switch_config_keys.py -o out"
 TASK_QUEUE = "metaflow-SwitchConfigFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

@@ -27,12 +27,29 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="SwitchInBranchFlow",
     file="../examples/switch_in_branch.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start split -> decide, steady",
+    "decide split-switch -> go_up, go_down (switch on direction)",
+    "go_up linear -> settle",
+    "go_down linear -> settle",
+    "settle linear -> join",
+    "steady linear -> join",
+    "join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/switch_in_branch.py -o out"
 TASK_QUEUE = "metaflow-SwitchInBranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

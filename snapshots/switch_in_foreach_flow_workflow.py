@@ -26,12 +26,28 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
+# The runtime API this module is written against (checked when it is imported).
+RUNTIME_API = 3
+rt.require_api(RUNTIME_API)
+
 FLOW = rt.FlowRef(
     name="SwitchInForeachFlow",
     file="../examples/switch_in_foreach.py",
     top_level=(),
     tags=(),
 )
+# The graph as generated; the worker checks it against Metaflow's when it starts.
+GRAPH = (
+    "start foreach -> classify (foreach numbers)",
+    "classify split-switch -> halve, triple (switch on parity)",
+    "halve linear -> collect",
+    "triple linear -> collect",
+    "collect linear -> join",
+    "join join -> end",
+    "end end",
+)
+# The command that regenerates this module.
+REGENERATE = "mf-temporal-codegen examples/switch_in_foreach.py -o out"
 TASK_QUEUE = "metaflow-SwitchInForeachFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16

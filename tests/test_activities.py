@@ -14,7 +14,7 @@ import re
 import shutil
 import sys
 import time
-import types
+import typing
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from mf_temporal_codegen.runtime import launcher as launcher_mod
+from mf_temporal_codegen.runtime import worker as worker_mod
 from mf_temporal_codegen.runtime.activities import MetaflowActivities
-from mf_temporal_codegen.runtime.embedded import run_embedded
+from mf_temporal_codegen import run_command
+from mf_temporal_codegen.run_command import run_embedded
 from mf_temporal_codegen.runtime.payloads import FlowRef, InitRequest, StepRequest
 from mf_temporal_codegen.runtime.worker import (
+    MAX_ENV_ENTRY_BYTES,
     ParamError,
     main,
     parse_params,
@@ -247,6 +250,59 @@ def test_parse_params_types_and_errors():
             parse_params(_Params, pairs)
 
 
+@dataclasses.dataclass(frozen=True)
+class _OptionalParams:
+    # string annotations (this module has `from __future__ import annotations`), as
+    # generated PARAMS have
+    note: str | None = None
+    count: int | None = None
+    ratio: "Optional[float]" = None  # noqa: F821 - only read as text
+    flag: bool | None = None
+    settings: Any = None
+    anything: Any | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _TypedParams:
+    note: typing.Optional[str] = None
+    count: int | None = None
+
+
+def test_parse_params_optional_and_any():
+    parsed = parse_params(
+        _OptionalParams,
+        ["note=test_str", "count=3", "ratio=0.5", "flag=no", 'settings={"a": 1}', "anything=[1]"],
+    )
+    assert parsed == _OptionalParams("test_str", 3, 0.5, False, {"a": 1}, [1])
+    assert parse_params(_OptionalParams, ["note={not json"]).note == "{not json"
+    assert parse_params(_TypedParams, ["note=x", "count=2"]) == _TypedParams("x", 2)
+    with pytest.raises(ParamError, match="count: 'x' is not valid int"):
+        parse_params(_OptionalParams, ["count=x"])
+    with pytest.raises(ParamError, match="settings: 'nope' is not valid JSON"):
+        parse_params(_OptionalParams, ["settings=nope"])
+
+
+def test_values_metaflow_cannot_carry_are_refused():
+    with pytest.raises(ParamError, match="note: the value contains a NUL byte"):
+        parse_params(_OptionalParams, ["note=a\0b"])
+    room = MAX_ENV_ENTRY_BYTES - len("METAFLOW_INIT_NOTE=")
+    assert parse_params(_OptionalParams, ["note=" + "x" * room]).note == "x" * room
+    with pytest.raises(ParamError, match=r"note: the value is 131,073 bytes, more than"):
+        parse_params(_OptionalParams, ["note=" + "é" * 65536 + "x"])
+    with pytest.raises(ParamError, match="settings: the value is"):
+        parse_params(_OptionalParams, ['settings=["' + "x" * room + '"]'])
+
+
+def test_trigger_refuses_a_too_long_value_before_starting(capsys):
+    from flows import linear_workflow as module
+
+    # nothing listens there: the value is refused before any connection
+    argv = ["trigger", "--address", "127.0.0.1:1", "--param", "greeting_text=" + "x" * 140_000]
+    assert main(module, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: parameter greeting_text: the value is")
+
+
 def test_worker_and_trigger(mf_env, temporal_env, capsys):
     # tests/ is on sys.path (pytest's rootdir conftest), so the workflow sandbox can
     # re-import the module by name.
@@ -256,7 +312,10 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
 
     async def start_worker():
         # Workers must be created on the loop that runs them.
-        running = running_worker(temporal_env.client, module, task_queue=queue)
+        # (a hand-written module: no facts for the start-up check to compare)
+        running = running_worker(
+            temporal_env.client, module, task_queue=queue, check=False
+        )
         await running.__aenter__()
         return running
 
@@ -289,13 +348,16 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
 def _use_fake_generator(monkeypatch, module_file: str) -> None:
     """Stand in for the real generator: copy a hand-written module and its flow."""
 
-    def generate_to_dir(flow_file: Path, outdir: Path) -> list[Path]:
+    def generate_to_dir(flow_file: Path, outdir: Path, options=None) -> list[Path]:
         shutil.copy(flow_file, outdir / flow_file.name)
         return [Path(shutil.copy(FLOWS / module_file, outdir / module_file))]
 
-    fake = types.ModuleType("mf_temporal_codegen.pipeline")
-    fake.generate_to_dir = generate_to_dir
-    monkeypatch.setitem(sys.modules, "mf_temporal_codegen.pipeline", fake)
+    monkeypatch.setattr(run_command, "generate_modules", generate_to_dir)
+
+    async def no_check(module, workdir=None):  # hand-written: nothing to check against
+        return {}
+
+    monkeypatch.setattr(worker_mod, "check_flow", no_check)
 
 
 def _embedded(
@@ -316,10 +378,24 @@ def test_run_embedded_starts_everything_and_stops_it(mf_env, monkeypatch):
         and "/namespaces/default/workflows/LinearFlow-" in line
         for line in lines
     )
-    assert "▶ start t (attempt 0)" in lines
-    assert any(line.startswith("✗ middle t attempt 0 failed") for line in lines)
-    assert any(line.startswith("✓ middle t ") for line in lines)
-    assert Run(lines[-1].split(" ", 1)[1]).data.x == 21
+    assert "▶ _parameters t-params (attempt 0)" in lines
+    assert "▶ start (attempt 0)" in lines
+    assert any(line.startswith("✗ middle attempt 0 failed") for line in lines)
+    assert any(line.startswith("✓ middle ") for line in lines)
+    run = Run(lines[-1].split(" ", 1)[1])
+    assert run.data.x == 21
+    # every line a task prints, live, prefixed as `python flow.py run` prefixes it
+    prefix = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[%s \(pid \d+\)\] "
+    for path, text in [
+        (f"{run.id}/start/start", "start says hi"),
+        (f"{run.id}/middle/middle", "middle attempt 0"),
+        (f"{run.id}/middle/middle", "middle attempt 1"),
+        (f"{run.id}/end/end", "end x 21 env None"),
+    ]:
+        pattern = re.compile(prefix % re.escape(path) + re.escape(text) + "$")
+        assert any(pattern.match(line) for line in lines), (path, text)
+    assert any("flaky on the first attempt" in line for line in lines)  # stderr too
+    assert run["end"].task.stdout == "end x 21 env None\n"  # and in the log store
     ui_port = re.search(r"http://127.0.0.1:(\d+)/", "\n".join(lines)).group(1)
     assert not _processes_with(f"--ui-port\0{ui_port}\0")
     assert not any("mf_temporal_run_" in p for p in sys.path)
@@ -329,7 +405,7 @@ def test_run_embedded_reports_a_failed_run(mf_env, monkeypatch, temporal_env):
     _use_fake_generator(monkeypatch, "trouble_workflow.py")
     code, lines = _embedded("trouble_flow.py", [], address=temporal_env.address)
     assert code == 1
-    assert any(line.startswith("✗ boom t attempt 0 failed") for line in lines)
+    assert any(line.startswith("✗ boom attempt 0 failed") for line in lines)
     assert any(line.startswith("✗ run failed:") for line in lines)
     assert "ValueError: boom goes the step" in lines
     assert lines[-1].startswith("pathspec: TroubleFlow/temporal-")
@@ -342,6 +418,13 @@ def test_run_embedded_rejects_bad_params(mf_env, monkeypatch, temporal_env):
     assert code == 2 and "error: parameter alpha: 'two' is not valid int" in lines
 
 
+def test_run_command_checks_generation_options(capsys):
+    from mf_temporal_codegen.cli import main as cli_main
+
+    assert cli_main(["run", str(FLOWS / "linear_flow.py"), "--max-workers", "0"]) == 2
+    assert "--max-workers must be at least 1" in capsys.readouterr().err
+
+
 def test_cancelling_a_run_kills_its_running_task(mf_env, temporal_env):
     from flows import trouble_workflow as module
 
@@ -349,7 +432,9 @@ def test_cancelling_a_run_kills_its_running_task(mf_env, temporal_env):
     wid = f"trouble-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> int:
-        async with running_worker(temporal_env.client, module, task_queue=queue):
+        async with running_worker(
+            temporal_env.client, module, task_queue=queue, check=False
+        ):
             handle = await start_workflow(
                 temporal_env.client,
                 module,

@@ -40,6 +40,10 @@ class CachedFlow(Pipeline):
     @step
     def end(self):
         pass
+
+
+if __name__ == "__main__":
+    CachedFlow()
 '''
 PIPELINE = '''\
 from metaflow import FlowSpec, Parameter
@@ -64,6 +68,8 @@ def project(tmp_path, monkeypatch):
     _write(proj / "common" / "__init__.py", "")
     _write(proj / "common" / "pipeline.py", PIPELINE)
     monkeypatch.chdir(proj)
+    # searched after the flow's directory (relative to the working directory)
+    monkeypatch.setenv("PYTHONPATH", "vendor")
     return proj
 
 
@@ -126,23 +132,25 @@ def _import_mixin(proj: Path) -> None:
     _edit(proj / "flow.py", "(Pipeline)", "(Mixin, Pipeline)")
 
 
-def _base_as_package(proj: Path) -> None:
-    (proj / "common" / "pipeline.py").unlink()
-    _write(proj / "common" / "pipeline" / "__init__.py", PIPELINE)
+def _vendored_mixin(proj: Path) -> None:
+    _import_mixin(proj)
+    _write(proj / "vendor" / "mixins.py", PIPELINE.replace("Pipeline", "Mixin").replace("limit", "vendored"))
 
 
 # Each changes something the output depends on; setup runs before the first generation.
 CHANGES = {
     "flow file": (None, lambda p: _edit(p / "flow.py", "A flow whose", "The flow whose")),
     "local base module": (None, lambda p: _edit(p / "common" / "pipeline.py", "default=4", "default=5")),
-    # the parser probed common/pipeline.py (absent) before it found the package
-    "a module file appears next to the base package": (
-        _base_as_package,
-        lambda p: _write(p / "common" / "pipeline.py", PIPELINE.replace("default=4", "default=5")),
+    # the parser probed common/pipeline/ (absent) before it found the module; a
+    # regular package wins over a module of the same name, as in Python
+    "a package appears next to the base module": (
+        None,
+        lambda p: _write(p / "common" / "pipeline" / "__init__.py", PIPELINE.replace("default=4", "default=5")),
     ),
-    # from mixins import Mixin did not resolve to a local file before
-    "a module the parser did not find appears": (
-        _import_mixin,
+    # from mixins import Mixin resolved to vendor/ (PYTHONPATH); the flow's own
+    # directory comes first, where the parser probed mixins.py (absent) before
+    "a module appears earlier on the search path": (
+        _vendored_mixin,
         lambda p: _write(p / "mixins.py", PIPELINE.replace("Pipeline", "Mixin").replace("limit", "extra")),
     ),
     # identical bytes on every path the parser read before; only the symlink moved,

@@ -62,11 +62,11 @@ def test_failure_at_the_last_step_undoes_every_step_last_first(tmp_path, tempora
     assert "compensations (last registered first)" in str(error.cause)
     run = _run(pathspec)
     assert [s.id for s in run] == ["end", "b", "a", "start"]  # hidden steps stay hidden
-    undo_b = run["_compensate_b"]["t"]
+    undo_b = run["_compensate_b"]["b"]  # the id of the task it undoes
     assert undo_b.successful
     # the compensation task reads the undone task's artifacts and stores its own
     assert undo_b["value"].data == 111 and undo_b["undone_value"].data == 111
-    assert undo_b.metadata_dict["compensates"] == f"{pathspec}/b/t"
+    assert undo_b.metadata_dict["compensates"] == f"{pathspec}/b/b"
     assert "undo b succeeded 111" not in undo_b.stdout  # it wrote to the ledger
     assert not run["end"].task.successful
 
@@ -85,8 +85,8 @@ def test_a_failing_compensation_is_recorded_and_the_others_still_run(tmp_path, t
         "undo start succeeded",
     ]
     message = str(error.cause)
-    assert "undo_a undoing a/t: failed" in message and "undo_start undoing start/t: done" in message
-    undo_a = _run(pathspec)["_compensate_a"]["t"]
+    assert "undo_a undoing a/a: failed" in message and "undo_start undoing start/start: done" in message
+    undo_a = _run(pathspec)["_compensate_a"]["a"]
     assert not undo_a.successful
     assert "undo_a failed on purpose" in undo_a.stderr
     assert undo_a.current_attempt == 2  # attempts 0, 1, 2
@@ -115,15 +115,15 @@ def test_foreach_split_failure_undoes_every_split_once(tmp_path, temporal_env, m
     undos = _undos(lines)
     # split 2 failed first while 0, 1, 3, 4 were still busy: all five are undone,
     # each exactly once, the failed split first and start last
-    assert undos[0] == "undo work t-2 failed 2"
+    assert undos[0] == "undo work work-2 failed 2"
     assert undos[-1] == "undo start succeeded"
     undone = sorted(line.split()[2] for line in undos[:-1])
-    assert undone == ["t-0", "t-1", "t-2", "t-3", "t-4"]
+    assert undone == ["work-0", "work-1", "work-2", "work-3", "work-4"]
     for line in undos[1:-1]:
         _, _, task, status, item = line.split()
         # a sibling that finished is undone with its artifacts; one that was killed
         # by the cancellation reads the task it started from
-        assert (status, item) in (("succeeded", task[2:]), ("unfinished", "-")), line
+        assert (status, item) in (("succeeded", task[5:]), ("unfinished", "-")), line
     run = _run(pathspec)
     assert len(list(run["_compensate_work"])) == 5
 
@@ -137,9 +137,9 @@ def test_nested_foreach_failure_undoes_every_cell_once(tmp_path, temporal_env, m
     lines = _ledger(ledger)
     begun = sorted(line.split()[2] for line in lines if line.startswith("begin work"))
     undone = sorted(line.split()[2] for line in _undos(lines))
-    assert undone == ["t-0-0", "t-0-1", "t-0-2", "t-1-0", "t-1-1", "t-1-2"]
+    assert undone == ["work-0-0", "work-0-1", "work-0-2", "work-1-0", "work-1-1", "work-1-2"]
     assert len(begun) == 6
-    assert "undo work t-1-1 failed b1" in lines
+    assert "undo work work-1-1 failed b1" in lines
 
 
 def test_loop_failure_undoes_iterations_last_first(tmp_path, temporal_env, mf_env):
@@ -149,9 +149,9 @@ def test_loop_failure_undoes_iterations_last_first(tmp_path, temporal_env, mf_en
     assert "iteration 3 failed" in str(error.cause)
     _replays(temporal_env, module, handle)
     assert _undos(_ledger(ledger)) == [
-        "undo loop t-i2 failed 3",
-        "undo loop t-i1 succeeded 2",
-        "undo loop t succeeded 1",
+        "undo loop loop-i2 failed 3",
+        "undo loop loop-i1 succeeded 2",
+        "undo loop loop succeeded 1",
     ]
 
 
@@ -203,7 +203,7 @@ def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(tmp_path, tempo
     assert timings["killed"] - timings["cancel"] < 5, "tasks must be killed within a few seconds"
     assert timings["ended"] - timings["cancel"] < 30
     undos = _undos(_ledger(ledger))
-    assert sorted(line.split()[2] for line in undos[:-1]) == ["t-0", "t-1", "t-2", "t-3"]
+    assert sorted(line.split()[2] for line in undos[:-1]) == ["work-0", "work-1", "work-2", "work-3"]
     assert all(line.split()[3] == "unfinished" for line in undos[:-1]), undos
     assert undos[-1] == "undo start succeeded"
     run = _run(f"SagaForeachFlow/temporal-{run_id}")

@@ -1,6 +1,7 @@
 """Differential test: every example run with ``python flow.py run`` and through its
 generated workflow on a real Temporal dev server gives the same Metaflow run, with
-each step launcher (a fresh interpreter per task, and the fork server)."""
+each step launcher (a fresh interpreter per task, and the fork server). Both start
+in the same scratch directory (tasks run where they were started)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def _local_artifacts(flow_file) -> dict:
 
 @pytest.mark.parametrize("launcher", ["subprocess", "fork"])
 @pytest.mark.parametrize("flow_file", EXAMPLE_FILES, ids=lambda p: p.stem)
-def test_same_run_as_metaflow(flow_file, launcher, tmp_path, temporal_env, mf_env):
+def test_same_run_as_metaflow(flow_file, launcher, tmp_path, temporal_env, mf_env, monkeypatch):
+    monkeypatch.chdir(mf_env)
     theirs = _local_artifacts(flow_file)
     module = load_module(flow_file, tmp_path / "out")
     result, _ = run_on_temporal(temporal_env, module, launcher=launcher)

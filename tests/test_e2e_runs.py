@@ -3,8 +3,11 @@ typed parameters, run ids, failures."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from e2e import artifacts_by_step, load_module, run_locally, run_on_temporal
@@ -65,7 +68,7 @@ def test_failing_step_fails_the_workflow_and_cancels_siblings(tmp_path, temporal
     assert isinstance(error, WorkflowFailureError)
     message = str(error.cause)
     assert "step boom failed" in message
-    assert "FailingBranchFlow/temporal-" in message and "/boom/t" in message
+    assert "FailingBranchFlow/temporal-" in message and "/boom/boom" in message
     assert "boom failed on purpose" in message
     assert elapsed < 40, "the sibling branch must be cancelled, not awaited"
     run = _client_run(f"FailingBranchFlow/temporal-{handle.result_run_id}")
@@ -184,12 +187,16 @@ def _fresh_copy(folder, tmp_path, name):
     return copy
 
 
-def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, temporal_env, mf_env):
+def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, temporal_env, mf_env,
+                                                                monkeypatch):
     """The start step rewrites the config file: later tasks still see the values the
-    run started with, on Temporal as under `python flow.py run`."""
+    run started with, on Temporal as under `python flow.py run` (both started in
+    the flow's folder: the config file and the one the step writes are relative)."""
     folder = FLOWS / "config"
-    local = run_locally(_fresh_copy(folder, tmp_path, "local") / "config_flow.py")
+    monkeypatch.chdir(_fresh_copy(folder, tmp_path, "local"))
+    local = run_locally(Path("config_flow.py").resolve())
     copy = _fresh_copy(folder, tmp_path, "temporal")
+    monkeypatch.chdir(copy)
     module = load_module(copy / "config_flow.py", tmp_path / "out")
     result, _ = run_on_temporal(temporal_env, module)
     assert not isinstance(result, BaseException), result
@@ -202,10 +209,15 @@ def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, tempor
     assert ours["end"][0]["final"] == ("original", "fast")
 
 
-def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_env, mf_env):
+def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_env, mf_env,
+                                                           monkeypatch):
     """--config NAME PATH and --config-value NAME VALUE at generation time: read when
-    each run starts (by Metaflow's init), then the same values in every task."""
+    each run starts (by Metaflow's init), then the same values in every task. PATH is
+    relative to the flow's folder in the module, wherever the worker runs."""
     copy = _fresh_copy(FLOWS / "config", tmp_path, "temporal")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    shutil.copy(copy / "settings.json", "settings.json")  # the flow's default config
     module = load_module(
         copy / "config_flow.py",
         tmp_path / "out",
@@ -223,17 +235,16 @@ def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_en
     assert ours["end"][0]["final"] == ("prod", "careful")
 
 
-def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_env):
+def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_env, monkeypatch):
     """Decorators Metaflow applies inside the task work unchanged: @card renders a
     card the Client API finds, @project names the project in `current`."""
-    import shutil
-
     from metaflow.cards import get_cards
 
-    # Metaflow stores local cards under the .metaflow folder found from the task's
-    # cwd (the flow's folder): keep the flow where its datastore is, as users do.
-    shutil.copy(EXAMPLES / "decorated.py", mf_env)
-    module = load_module(mf_env / "decorated.py", tmp_path / "out")
+    # Metaflow's card command stores local cards under the .metaflow folder found
+    # from the task's cwd: tasks run where the worker was started, so start it (as
+    # one runs `python examples/decorated.py run`) where the datastore is.
+    monkeypatch.chdir(mf_env)
+    module = load_module(EXAMPLES / "decorated.py", tmp_path / "out")
     result, _ = run_on_temporal(temporal_env, module)
     assert not isinstance(result, BaseException), result
     run = _client_run(result.pathspec)
@@ -241,3 +252,122 @@ def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_e
     assert len(cards) == 1 and "DecoratedFlow" in cards[0].get()
     assert run["start"].task["project_name"].data == "demo_project"
     assert "project:demo_project" in run.system_tags
+
+
+def test_tasks_run_where_the_run_was_started(tmp_path, temporal_env, mf_env, monkeypatch):
+    """Started from the project root with a relative PYTHONPATH, the flow (in a
+    subfolder) reads a data file by a path relative to that root: on Temporal as
+    under `PYTHONPATH=lib python pipelines/relative_flow.py run` from there."""
+    project = _fresh_copy(FLOWS / "relative_paths", tmp_path, "project")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PYTHONPATH", "lib")
+    flow = project / "pipelines" / "relative_flow.py"
+    local = run_locally(flow)
+    module = load_module(flow, tmp_path / "out")
+    for launcher in ("subprocess", "fork"):
+        result, _ = run_on_temporal(temporal_env, module, launcher=launcher)
+        assert not isinstance(result, BaseException), result
+        skip = ("failure", "task")  # task ids: ours are not Metaflow's numbers
+        ours = artifacts_by_step(result.pathspec, skip)
+        assert ours == artifacts_by_step(local, skip), launcher
+        start = ours["start"][0]
+        assert start["shouted"] == ["ALPHA!", "BETA!", "GAMMA!"]
+        assert (start["argv0"], start["helper_file"]) == (
+            "pipelines/relative_flow.py",
+            "lib/relative_helper.py",
+        )
+        assert start["flow_dir_first"] and ours["join"][0]["tasks_differ"]
+
+
+def test_merge_artifacts_conflict_between_branches_fails_as_natively(tmp_path, temporal_env, mf_env):
+    """Each branch of a split is its own task (its own `current.task_id`), so a join's
+    merge_artifacts sees the same conflicts as under `python flow.py run`."""
+    import re
+    import sys
+    from pathlib import Path
+
+    flow = FLOWS / "merge_conflict_flow.py"
+    id_file = tmp_path / "run-id"
+    native = subprocess.run(
+        [sys.executable, str(flow), "--no-pylint", "--metadata=local", "--datastore=local",
+         "run", "--run-id-file", str(id_file)],
+        cwd=Path.cwd(), capture_output=True, text=True, timeout=300,
+    )
+    assert native.returncode != 0
+    conflicts = re.compile(r"conflicting values:.*?\s\[([^\]]*)\]\.", re.S)
+    def conflicting(text):
+        return set(conflicts.search(text).group(1).split(", "))
+
+    theirs = conflicting(native.stdout + native.stderr)
+    assert theirs == {"task", "value"}  # the task ids differ too
+    module = load_module(flow, tmp_path / "out")
+    error, handle = run_on_temporal(temporal_env, module)
+    assert isinstance(error, WorkflowFailureError)
+    assert "step join failed" in str(error.cause)
+    assert conflicting(str(error.cause)) == theirs
+    for pathspec in (f"MergeConflictFlow/{id_file.read_text()}",
+                     f"MergeConflictFlow/temporal-{handle.result_run_id}"):
+        run = _client_run(pathspec)
+        join = run["join"].task
+        assert not join.successful
+        # (a MergeArtifactsException)
+        assert join.exception.type == "metaflow.exception.UnhandledInMergeArtifactsException"
+        assert run["a"].task["task"].data != run["b"].task["task"].data
+    ours = _client_run(f"MergeConflictFlow/temporal-{handle.result_run_id}")
+    assert [ours[s].task.id for s in ("start", "a", "b", "join")] == ["start", "a", "b", "join"]
+
+
+_ARTIFACTS_SCRIPT = """
+import json, sys
+from metaflow import Run, namespace
+namespace(None)
+out = {}
+for step in Run(sys.argv[1]):
+    out[step.id] = sorted(
+        (json.dumps({a.id: a.data for a in task if not a.id.startswith("_") and a.id != "task"},
+                    sort_keys=True) for task in step))
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_run_command_runs_tasks_in_the_users_directory(tmp_path, monkeypatch):
+    """`mf-temporal-codegen run pipelines/flow.py` from the project root, no datastore
+    configured: tasks run there, the local datastore is created there as
+    `python pipelines/flow.py run` creates it, and the printed pathspec opens with
+    metaflow.Run from that directory, with the same artifacts as the native run."""
+    import json
+    import sys
+
+    project = _fresh_copy(FLOWS / "relative_paths", tmp_path, "project")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
+    env.update(PYTHONPATH="lib", USERNAME="tester", METAFLOW_HOME=str(tmp_path / "home"))
+    cli = Path(sys.executable).with_name("mf-temporal-codegen")
+    done = subprocess.run([str(cli), "run", "pipelines/relative_flow.py", "--tag", "via-run"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith("pathspec: RelativePathsFlow/temporal-")
+    ours = lines[-1].split(" ", 1)[1]
+    run_id = ours.split("/")[1]
+    assert (project / ".metaflow" / "RelativePathsFlow" / run_id).is_dir()
+    # task output, live and prefixed as `python flow.py run` prints it
+    assert any(f" [{run_id}/start/start (pid " in line and line.endswith("] read 3 words")
+               for line in lines), lines
+    assert any(f" [{run_id}/end/end (pid " in line and line.endswith("] still there: True")
+               for line in lines), lines
+    native = run_locally(project / "pipelines" / "relative_flow.py", cwd=project, env=env)
+
+    def artifacts(pathspec):
+        read = subprocess.run([sys.executable, "-c", _ARTIFACTS_SCRIPT, pathspec], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert read.returncode == 0, read.stderr
+        return json.loads(read.stdout)
+
+    assert artifacts(ours) == artifacts(native)
+    assert '"ALPHA!"' in artifacts(ours)["start"][0]
+    tags = subprocess.run(
+        [sys.executable, "-c", "import sys; from metaflow import Run, namespace; namespace(None); "
+         "print(sorted(Run(sys.argv[1]).user_tags))", ours],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert tags.stdout.strip() == "['via-run']", tags.stderr  # a generation option

@@ -138,6 +138,46 @@ def test_step_matches_subprocess(mf_env, tmp_path, fork):
     assert seen["fork"]["path0"] == str(FLOW.parent.resolve())
 
 
+def test_every_task_is_as_fresh_as_a_new_process(mf_env, tmp_path, fork):
+    """Both launchers run the probe twice from the same directory (the second task
+    in the same server): random state, a local module's state, and whatever the
+    first task changed in its process (env, cwd, sys.path) are fresh in each."""
+
+    async def main():
+        seen = {}
+        for runner in _runners(fork, tmp_path, cwd=FLOW.parent.parent):
+            run_id = f"{runner.launcher.name}-fresh"
+            await runner.init(run_id, flow="flows/fork_probe_flow.py")
+            for task_id in ("a", "b"):
+                code, _, err = await runner.start(
+                    run_id, task_id, flow="flows/fork_probe_flow.py"
+                )
+                assert code == 0, err
+            seen[runner.launcher.name] = [
+                Task(f"ForkProbeFlow/{run_id}/start/{t}").data for t in ("a", "b")
+            ]
+        return seen
+
+    seen = asyncio.run(main())
+    for name, (first, second) in seen.items():
+        for data in (first, second):
+            assert data.leaked == (None, False), name
+            assert data.helper_calls == 1, name
+            assert data.cwd == str(FLOW.parent.parent), name
+        assert first.random_value != second.random_value, name
+        assert first.uuid != second.uuid, name
+        assert first.drawn_at_import != second.drawn_at_import, name
+        if first.numpy_value is not None:
+            assert first.numpy_value != second.numpy_value, name
+    fresh, forked = seen["subprocess"][0], seen["fork"][0]
+    for attr in ("path", "cwd", "main_file", "helper_file"):
+        assert getattr(forked, attr) == getattr(fresh, attr), attr
+    assert [a.replace("fork-fresh", "R") for a in forked.argv] == [
+        a.replace("subprocess-fresh", "R") for a in fresh.argv
+    ]
+    assert fresh.argv[0] == "flows/fork_probe_flow.py"
+
+
 def test_env_decides_datastore_root(tmp_path, fork, monkeypatch):
     """Tasks with different METAFLOW_DATASTORE_SYSROOT_LOCAL land in different roots."""
     monkeypatch.setenv("USERNAME", "tester")
@@ -204,6 +244,8 @@ SCRIPTS = {
         print(DEFAULT_DATASTORE, os.environ["METAFLOW_DEFAULT_DATASTORE"])
         """),
     "import-output": "print('before')\nimport metaflow\nprint('after')",
+    # lines longer than the pipes' stream limit (Metaflow reads lines of any length)
+    "long-line": "print('x' * 200_000); print('y' * 70_000, file=sys.stderr); print('after')",
     "main-module": textwrap.dedent("""\
         import __main__, multiprocessing
         print(__name__, __main__.__file__ == __file__, __spec__, __package__)
@@ -249,6 +291,30 @@ def test_script_semantics_match_subprocess(name, tmp_path, fork):
     assert fresh[0] == expected.get(name, 0)
     if name == "import-output":
         assert len(fresh[2]) > 10 and fresh[1] == ["before", "after"]
+    if name == "long-line":
+        assert fresh[1:] == (["x" * 200_000, "after"], ["y" * 70_000])
+
+
+def test_relative_pythonpath_resolves_against_each_tasks_cwd(tmp_path, fork):
+    """``PYTHONPATH=lib`` means ``<cwd>/lib``: tasks in different directories never
+    share a server that resolved it against another one."""
+    for name in ("a", "b"):
+        (tmp_path / name / "lib").mkdir(parents=True)
+        (tmp_path / name / "lib" / "probe_mod.py").write_text(f"VALUE = {name!r}\n")
+    script = tmp_path / "script.py"
+    script.write_text("import probe_mod, sys\nprint(probe_mod.VALUE, sys.path[1])\n")
+
+    async def main():
+        results = []
+        for name in ("a", "b"):
+            for runner in _runners(fork, tmp_path / name, cwd=tmp_path / name):
+                runner.env["PYTHONPATH"] = "lib"
+                results.append(await runner.run([str(script)]))
+        return results
+
+    fresh_a, forked_a, fresh_b, forked_b = asyncio.run(main())
+    assert forked_a == fresh_a == (0, [f"a {tmp_path / 'a' / 'lib'}"], [])
+    assert forked_b == fresh_b == (0, [f"b {tmp_path / 'b' / 'lib'}"], [])
 
 
 def test_missing_script_and_cwd(tmp_path, fork):
@@ -316,6 +382,7 @@ def test_shadowing_module_runs_in_fresh_interpreter(mf_env, tmp_path, fork):
     flow_dir = tmp_path / "flowdir"
     flow_dir.mkdir()
     shutil.copy(FLOW, flow_dir)
+    shutil.copy(FLOW.with_name("fork_probe_helper.py"), flow_dir)
     (flow_dir / "shlex.py").write_text(textwrap.dedent("""\
         import os, sys
         print("shadow module imported", flush=True)
@@ -426,3 +493,19 @@ def test_preloaded_flow_imports_stay_fresh(tmp_path):
         fork.close()
     assert forked1 == fresh1 == (0, ["(0.0, 1.0, 1) v1"], [])
     assert forked2 == fresh2 == (0, ["(0.0, 1.0, 1) v2"], [])
+
+
+def test_default_launcher_is_the_fork_server_where_it_works():
+    from mf_temporal_codegen.runtime import forkserver
+    from mf_temporal_codegen.runtime.worker import _parser, make_launcher
+
+    launcher = make_launcher()
+    try:
+        assert launcher.name == ("fork" if forkserver.AVAILABLE else "subprocess")
+    finally:
+        launcher.close()
+    assert make_launcher("subprocess").name == "subprocess"
+
+    module = type("Module", (), {"FLOW": type("Flow", (), {"name": "F"})})
+    args = _parser(module).parse_args(["worker"])
+    assert args.launcher == "default"

@@ -55,6 +55,7 @@ def test_attempts_follow_metaflow():
 
 
 def test_task_ids():
-    assert task_id(()) == "t"
-    assert task_id(("3", "1")) == "t-3-1"
-    assert task_id(("2",), 4) == "t-2-i4"
+    assert task_id("start") == "start"
+    assert task_id("inner", ("3", "1")) == "inner-3-1"
+    assert task_id("loop", (), 2) == "loop-i2"
+    assert task_id("loop", ("2",), 4) == "loop-2-i4"

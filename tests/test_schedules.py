@@ -246,17 +246,18 @@ def test_spec_fires_like_temporals_own_cron_parser(expression, timezone, tempora
     assert times[0] == times[1]
 
 
-def test_worker_exits_when_the_schedule_cannot_be_kept(tmp_path, temporal_env, mf_env, schedules):
-    """A spec the server refuses (here a hand-edited time zone) stops the worker with
-    the server's message instead of serving without the schedule."""
+def test_worker_exits_when_the_schedule_contradicts_metaflow(tmp_path, temporal_env, mf_env, schedules):
+    """A generated schedule Metaflow contradicts (here a hand-edited time zone) stops
+    the worker with both values instead of serving a schedule the flow does not have."""
     generate_into(SCHEDULED, tmp_path / "out")
     module_file = tmp_path / "out" / "scheduled_flow_workflow.py"
     text = module_file.read_text()
     module_file.write_text(text.replace('timezone="Europe/Paris"', 'timezone="Nowhere/Atlantis"'))
     schedules.append("ScheduledFlow")
     with worker_process(tmp_path, "out.scheduled_flow_worker", "--address", temporal_env.address) as worker:
-        assert worker.proc.wait(60) == 1
+        assert worker.proc.wait(60) == 2
     out = worker.output()
-    assert "error: schedule ScheduledFlow:" in out and "Nowhere/Atlantis" in out, out
+    assert "error: @schedule: the generated module has" in out, out
+    assert "Nowhere/Atlantis" in out and "Europe/Paris" in out, out
     assert "worker for" not in out
     assert not _exists(temporal_env, "ScheduledFlow")

@@ -1,10 +1,11 @@
-"""Runtime support imported by generated workflow modules (runtime API version 1).
+"""Runtime support imported by generated workflow modules (``RUNTIME_API``).
 
 This package root is what workflow code sees: it imports only Temporal's workflow
 API, never Metaflow. The activities (which run Metaflow) live in ``.activities``
 and are registered by the worker (``.worker``).
 """
 
+from ..contract import RUNTIME_API
 from .deployment import Project, Schedule
 from .orchestration import (
     Chunk,
@@ -29,20 +30,42 @@ from .orchestration import (
 from .payloads import (
     CompensateRequest,
     ConfigRef,
+    DefaultsRequest,
+    FactsRequest,
     FlowRef,
+    StepFacts,
     InitRequest,
     StepRequest,
     TaskResult,
     Undo,
 )
 
-RUNTIME_API = 2
+
+
+class RuntimeMismatch(ImportError):
+    """A generated module needs another runtime API than the installed one."""
+
+
+def require_api(needed: int) -> None:
+    """Refuse, at import, a generated module written for another runtime API."""
+    if needed != RUNTIME_API:
+        raise RuntimeMismatch(
+            f"this module was generated for runtime API {needed}, the installed "
+            f"mf-temporal-codegen provides {RUNTIME_API}: regenerate it with the "
+            "installed version (its REGENERATE command), or install the version "
+            "that generated it"
+        )
 
 __all__ = [
+    "RUNTIME_API",
+    "RuntimeMismatch",
+    "require_api",
     "Chunk",
     "ChunkResult",
     "CompensateRequest",
     "ConfigRef",
+    "DefaultsRequest",
+    "FactsRequest",
     "FlowRef",
     "InitRequest",
     "Loop",
@@ -53,6 +76,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Schedule",
+    "StepFacts",
     "StepFailed",
     "StepRequest",
     "StepSpec",

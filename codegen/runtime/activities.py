@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import tempfile
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,10 +44,14 @@ from temporalio.exceptions import ApplicationError
 from ..compensate import STEP_PREFIX
 from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
+from . import flow_facts
 from .payloads import (
     PARAMETERS_TASK_ID,
     CompensateRequest,
+    DefaultsRequest,
+    FactsRequest,
     FlowRef,
+    StepFacts,
     InitRequest,
     StepRequest,
     TaskResult,
@@ -68,17 +73,28 @@ INPUT_PATHS_ARG_LIMIT = 4096
 DEFAULT_USER = "temporal"
 # How a compensation task starts: our runner, with the flow file as its argument.
 COMPENSATION_PROGRAM = ("-m", "mf_temporal_codegen.runtime.compensation_task")
+# How the flow is described / its deploy-time defaults evaluated (``flow_facts``).
+FLOW_FACTS_PROGRAM = ("-m", "mf_temporal_codegen.runtime.flow_facts")
 # Runs whose Config values a worker keeps at hand.
 CONFIG_CACHE_RUNS = 64
+
+
+class FlowLoadError(RuntimeError):
+    """Metaflow could not load the flow file (the worker cannot start)."""
 
 
 class MetaflowActivities:
     """Activities bound to one generated module directory and one launcher.
 
     ``base_dir`` is the directory of the generated workflow module: ``FlowRef.file``
-    is relative to it. ``env`` is the base environment of every task (default: this
-    process's). ``on_event`` receives ``{"event": "started"|"finished"|"failed", ...}``
-    dicts for live progress.
+    is relative to it. ``workdir`` is where every task runs (default: this process's
+    cwd when the activities are created), as ``python path/to/flow.py run`` runs its
+    tasks where it was started: the flow file is passed relative to it when it lies
+    inside it, and the local datastore is found from it as Metaflow finds it. ``env``
+    is the base environment of every task (default: this process's). ``on_event``
+    receives ``{"event": "started"|"finished"|"failed", ...}`` dicts for live
+    progress, and with ``task_output`` also ``{"event": "output", "stream", "line",
+    "pid", ...}`` for every line a task prints.
     """
 
     def __init__(
@@ -87,8 +103,12 @@ class MetaflowActivities:
         launcher: Launcher | None = None,
         env: Mapping[str, str] | None = None,
         on_event: Callable[[dict], None] | None = None,
+        workdir: Path | None = None,
+        task_output: bool = False,
     ):
         self.base_dir = Path(base_dir)
+        self.workdir = Path(os.getcwd() if workdir is None else os.path.abspath(workdir))
+        self.task_output = task_output
         self.launcher = launcher or SubprocessLauncher()
         self.compensation_launcher = SubprocessLauncher()
         # (flow, run id) -> the local config file of its tasks, for the latest runs
@@ -109,7 +129,7 @@ class MetaflowActivities:
         task = self._task(req.flow, req.run_id, "_parameters", req.task_id, params)
         if await asyncio.to_thread(task.is_done):
             return task.path
-        task.top += req.flow.init_options
+        task.top += _init_options(req.flow.init_options, task.flow_file.parent)
         argv = ["init", "--run-id", req.run_id, "--task-id", req.task_id]
         await self._execute(task, argv + _tag_args(req.flow.tags, req.tags))
         return task.path
@@ -167,6 +187,73 @@ class MetaflowActivities:
             )
         return task.pathspec
 
+    @activity.defn(name="metaflow_defaults")
+    async def defaults(self, req: DefaultsRequest) -> dict[str, str]:
+        """Deploy-time defaults of ``req.names`` as Metaflow evaluates them before a
+        run (``deploy_time_eval``, as Argo's ``create``), encoded for ``init``."""
+        task = self._task(req.flow, req.run_id, "_parameters", "defaults", {})
+        task.top += _init_options(req.flow.init_options, task.flow_file.parent)
+        argv = [flow_facts.DEFAULTS, *(a for n in req.names for a in ("--parameter", n))]
+        return await self._flow_facts(task, argv)
+
+    @activity.defn(name="metaflow_facts")
+    async def facts(self, req: FactsRequest) -> dict[str, StepFacts]:
+        """Each step's retries, timeout and environment as Metaflow derives them from
+        its decorators with this run's Config values (after FlowMutators)."""
+        task = self._task(req.flow, req.run_id, "_parameters", "facts", {})
+        with self._scratch_files("configs") as (configs,):
+            task.top += await self._configs(task, configs)
+            described = await self._flow_facts(task, [flow_facts.DESCRIBE])
+        return {name: StepFacts(**facts) for name, facts in described["steps"].items()}
+
+    async def describe(self, flow: FlowRef) -> dict:
+        """The flow as Metaflow sees it where tasks run (``temporal-describe``), with
+        the Config values ``init`` would resolve now: the worker's start-up check."""
+        task = self._task(flow, "describe", "_parameters", "describe", {}, attempt=0)
+        task.top += _init_options(flow.init_options, task.flow_file.parent)
+        with tempfile.TemporaryDirectory(prefix="mf-temporal-describe-") as tmp:
+            output = Path(tmp) / "flow.json"
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *FLOW_FACTS_PROGRAM,
+                task.flow_arg,
+                *task.top,
+                flow_facts.DESCRIBE,
+                "--output",
+                str(output),
+                cwd=task.workdir,
+                env=task.env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, stderr = await process.communicate()
+            if process.returncode != 0:
+                tail = stderr.decode("utf-8", "replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+                raise FlowLoadError(
+                    f"Metaflow could not load {task.flow_arg} (exit code "
+                    f"{process.returncode}):\n" + "\n".join(tail)
+                )
+            return json.loads(output.read_text())
+
+    async def _flow_facts(self, task: _Task, argv: list[str]):
+        """Run a ``flow_facts`` command for ``task``'s flow; its JSON output."""
+        with self._scratch_files("json") as (output,):
+            await self._execute(
+                task,
+                [*argv, "--output", str(output)],
+                launcher=self.compensation_launcher,
+                program=FLOW_FACTS_PROGRAM,
+            )
+            return json.loads(await asyncio.to_thread(output.read_text))
+
+    async def warm_up(self, flow: FlowRef) -> None:
+        """Have the launcher start what it keeps between tasks (the fork server) for
+        this flow's tasks now, so that the first task does not wait for it."""
+        start = getattr(self.launcher, "start", None)
+        if start is not None:
+            task = self._task(flow, "warm-up", "_parameters", "warm-up", {}, attempt=0)
+            await start(task.env, task.workdir, task.flow_arg)
+
     async def _configs(self, task: _Task, config_file: Path) -> list[str]:
         """Top-level options that hand the run's Config values (as ``init`` resolved
         them) to a task: ``--config-value NAME kv.NAME`` and a local config file
@@ -194,6 +281,7 @@ class MetaflowActivities:
         step: str,
         task_id: str,
         extra_env: Mapping[str, str],
+        attempt: int | None = None,
     ) -> _Task:
         flow_file = (self.base_dir / flow.file).resolve()
         env = {**self.env, **extra_env, "PYTHONUNBUFFERED": "1"}
@@ -202,17 +290,18 @@ class MetaflowActivities:
             for var in ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER")
         ):
             env["USERNAME"] = DEFAULT_USER
-        top, store = top_level_options(flow, env, flow_file.parent)
+        top, store = top_level_options(flow, env, self.workdir)
         return _Task(
             flow=flow,
             flow_file=flow_file,
+            workdir=self.workdir,
             env=env,
             top=top,
             store=store,
             run_id=run_id,
             step=step,
             task_id=task_id,
-            attempt=activity.info().attempt - 1,
+            attempt=activity.info().attempt - 1 if attempt is None else attempt,
         )
 
     async def _execute(
@@ -231,12 +320,13 @@ class MetaflowActivities:
             logs = {"stdout": out, "stderr": err}
             try:
                 code = await (launcher or self.launcher).run(
-                    [*program, str(task.flow_file), *task.top, *command],
+                    [*program, task.flow_arg, *task.top, *command],
                     env=task.env,
-                    cwd=task.flow_file.parent,
+                    cwd=task.workdir,
                     stdout_log=logs["stdout"],
                     stderr_log=logs["stderr"],
                     heartbeat=activity.heartbeat,
+                    on_line=self._output(task) if self.task_output else None,
                 )
             except BaseException as exc:
                 seconds = time.monotonic() - began
@@ -269,6 +359,14 @@ class MetaflowActivities:
             for path in paths:
                 path.unlink(missing_ok=True)
 
+    def _output(self, task: _Task) -> Callable[[str, bytes, int], None]:
+        """What a launcher calls with every line the task prints."""
+
+        def line(stream: str, text: bytes, pid: int) -> None:
+            self._emit(task, "output", stream=stream, line=text, pid=pid)
+
+        return line
+
     def _emit(self, task: _Task, event: str, **extra) -> None:
         if self.on_event is not None:
             self.on_event(
@@ -290,6 +388,8 @@ class _Task:
 
     flow: FlowRef
     flow_file: Path
+    # where the task runs
+    workdir: Path
     env: dict[str, str]
     top: list[str]
     store: FlowDataStore
@@ -301,6 +401,14 @@ class _Task:
     @property
     def path(self) -> str:
         return f"{self.run_id}/{self.step}/{self.task_id}"
+
+    @property
+    def flow_arg(self) -> str:
+        """The flow file as ``python <flow_arg> run`` started in ``workdir`` names
+        it: relative when it lies inside ``workdir``, else absolute."""
+        if self.flow_file.is_relative_to(self.workdir):
+            return str(self.flow_file.relative_to(self.workdir))
+        return str(self.flow_file)
 
     @property
     def pathspec(self) -> str:
@@ -372,7 +480,7 @@ class _Task:
 
 
 def top_level_options(
-    flow: FlowRef, env: Mapping[str, str], flow_dir: Path
+    flow: FlowRef, env: Mapping[str, str], workdir: Path
 ) -> tuple[list[str], FlowDataStore]:
     """The ``<top>`` options of every command, and the datastore they point at.
 
@@ -391,25 +499,30 @@ def top_level_options(
         )
     root = _option(args, "datastore-root")
     if root is None:
-        root = _datastore_root(impl, env, flow_dir)
+        root = _datastore_root(impl, env, workdir)
         args.append(f"--datastore-root={root}")
     store = FlowDataStore(flow.name, storage_impl=impl, ds_root=root)
     return ["--quiet", "--no-pylint", *args], store
 
 
-def _datastore_root(impl, env: Mapping[str, str], flow_dir: Path) -> str:
-    """Metaflow's own root resolution, but from the task's env and the flow's dir."""
+def _datastore_root(impl, env: Mapping[str, str], workdir: Path) -> str:
+    """Metaflow's own root resolution (``LocalStorage.get_datastore_root_from_config``),
+    from the task's env and the directory it runs in: ``$SYSROOT/.metaflow``, else the
+    first ``.metaflow`` walking up from ``workdir``, else a new one in ``workdir``."""
     if impl.TYPE != "local":
         return impl.get_datastore_root_from_config(lambda *a, **k: None)
     var = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
-    sysroot = env.get(var) or _config_value(var)
-    if sysroot:
-        return os.path.join(sysroot, impl.DATASTORE_DIR)
-    for directory in (flow_dir, *flow_dir.parents):
+    sysroot = env.get(var) if var in env else _config_value(var)
+    if sysroot is not None:  # (a relative one is relative to the task's cwd)
+        return os.path.join(workdir, sysroot, impl.DATASTORE_DIR)
+    here = os.path.realpath(os.path.join(workdir, impl.DATASTORE_DIR))
+    if os.path.isdir(here):
+        return here
+    for directory in Path(workdir).parents:
         if (directory / impl.DATASTORE_DIR).is_dir():
             return str(directory / impl.DATASTORE_DIR)
-    (flow_dir / impl.DATASTORE_DIR).mkdir(exist_ok=True)
-    return str(flow_dir / impl.DATASTORE_DIR)
+    os.makedirs(here, exist_ok=True)
+    return here
 
 
 def _config_value(name: str) -> str | None:
@@ -421,6 +534,20 @@ def _config_value(name: str) -> str | None:
         if config and config.get(name):
             return config[name]
     return None
+
+
+def _init_options(options: Sequence[str], flow_dir: Path) -> list[str]:
+    """``FlowRef.init_options`` for a task that runs anywhere: the generator writes
+    ``--config NAME PATH`` relative to the flow's directory; make PATH absolute."""
+    options, i = list(options), 0
+    while i < len(options):
+        if options[i] in ("--config", "--config-value") and i + 2 < len(options):
+            if options[i] == "--config":
+                options[i + 2] = os.path.join(flow_dir, options[i + 2])
+            i += 3
+        else:
+            i += 1
+    return options
 
 
 def _option(args: Sequence[str], name: str) -> str | None:

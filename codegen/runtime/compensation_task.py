@@ -18,8 +18,6 @@ failed, so the Client API shows it with its logs, artifacts and exception.
 
 from __future__ import annotations
 
-import os
-import runpy
 import sys
 import time
 import traceback
@@ -33,6 +31,7 @@ from metaflow.task import MetaflowTask
 from metaflow.util import get_username, resolve_identity
 
 from ..compensate import STEP_PREFIX, CompensationContext
+from .flow_facts import run_flow_with_commands
 
 COMMAND = "temporal-compensate"
 
@@ -178,18 +177,7 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    flow_file = os.path.abspath(argv[0])
-    sys.argv = [flow_file, *argv[1:]]
-    sys.path[0] = os.path.dirname(flow_file)
-    from metaflow import cli
-
-    cli.cli.add_command(_command())
-    runpy.run_path(flow_file, run_name="__main__")
-    # Metaflow's command line exits by itself; a flow file that never starts it
-    # (no `if __name__ == "__main__": MyFlow()`) ends up here.
-    print(f"{flow_file} did not start Metaflow's command line", file=sys.stderr)
-    raise SystemExit(2)
+    run_flow_with_commands([_command()], sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

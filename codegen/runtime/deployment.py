@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
+from ..contract import task_queue
+
 # The user tasks run as when none is set (activities.DEFAULT_USER).
 DEFAULT_OWNER = "temporal"
 
@@ -27,15 +29,19 @@ class Project:
     the user branch ``user.<owner>``.
     """
 
-    name: str
+    # None: Metaflow evaluates it (``@project(name=config_expr(...))``) when the
+    # worker or the trigger starts
+    name: str | None
     branch: str | None = None
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """``@schedule``: Metaflow's cron expression (EventBridge syntax) and time zone."""
+    """``@schedule``: Metaflow's cron expression (EventBridge syntax) and time zone.
 
-    cron: str
+    ``cron`` None: Metaflow evaluates the decorator when the worker starts."""
+
+    cron: str | None
     timezone: str | None = None
 
 
@@ -59,8 +65,14 @@ class Deployment:
         return f"{self.name}-{uuid.uuid4().hex[:12]}"
 
 
-def resolve(module: ModuleType, env: Mapping[str, str] | None = None) -> Deployment:
-    """The deployment of a generated module for the user in ``env`` (default: ours)."""
+def resolve(
+    module: ModuleType,
+    env: Mapping[str, str] | None = None,
+    project_name: str | None = None,
+) -> Deployment:
+    """The deployment of a generated module for the user in ``env`` (default: ours);
+    ``project_name`` is the @project name Metaflow evaluated, for a module that
+    leaves it to Metaflow (:func:`needs_metaflow`)."""
     env = os.environ if env is None else env
     flow = module.FLOW.name
     project: Project | None = getattr(module, "PROJECT", None)
@@ -71,8 +83,14 @@ def resolve(module: ModuleType, env: Mapping[str, str] | None = None) -> Deploym
     if branch is None:
         owner = project_owner(env)
         branch = f"user.{owner}"
-    name = f"{project.name}.{branch}.{flow}"
-    return Deployment(name, module.TASK_QUEUE or f"metaflow-{name}", branch, owner)
+    name = f"{project.name or project_name}.{branch}.{flow}"
+    return Deployment(name, module.TASK_QUEUE or task_queue(name), branch, owner)
+
+
+def needs_metaflow(module: ModuleType) -> bool:
+    """Whether only Metaflow can name the deployment (a computed @project name)."""
+    project: Project | None = getattr(module, "PROJECT", None)
+    return project is not None and project.name is None
 
 
 def project_owner(env: Mapping[str, str]) -> str:

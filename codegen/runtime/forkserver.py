@@ -53,6 +53,8 @@ STREAM_LIMIT = 2**16
 STARTUP_VARS = ("PYTHON", "LC_", "LANG", "TZ")
 # Bytes of argv the server reserves so that children can show their own command line.
 ARGV_ROOM = 4096
+# Whether this platform can run the fork server (the default launcher where it can).
+AVAILABLE = hasattr(os, "fork") and hasattr(socket, "send_fds")
 
 
 class ForkServerError(RuntimeError):
@@ -239,6 +241,7 @@ class _Server:
             and context.flow == own.flow
             and context.config == own.config
             and (not self.cwd_read or context.cwd == own.cwd)
+            and (not _cwd_relative_path(env) or context.cwd == own.cwd)
             and _startup_env(env) == self.startup_env
             and (
                 env == own.env
@@ -373,6 +376,15 @@ class _ForkedProcess:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
+
+
+def _cwd_relative_path(env: Mapping[str, str]) -> bool:
+    """Whether ``PYTHONPATH`` has entries the interpreter resolves against its cwd
+    at start-up (relative ones, or empty ones meaning the cwd)."""
+    value = env.get("PYTHONPATH")
+    return value is not None and any(
+        not os.path.isabs(p) for p in value.split(os.pathsep)
+    )
 
 
 def _startup_env(env: Mapping[str, str]) -> dict[str, str]:

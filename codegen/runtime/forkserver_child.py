@@ -204,7 +204,7 @@ def thread_free_prefix(names: list[str]) -> list[str]:
 def captured_output():
     """Collect what fds 1 and 2 receive meanwhile (children replay it, see Guard)."""
     saved = {fd: os.dup(fd) for fd in (1, 2)}
-    files = {fd: os.memfd_create(f"preload-{fd}") for fd in (1, 2)}
+    files = {fd: scratch_fd(f"preload-{fd}") for fd in (1, 2)}
     output: dict[int, bytes] = {}
     for fd, file in files.items():
         os.dup2(file, fd)
@@ -219,6 +219,40 @@ def captured_output():
             os.close(file)
         if sys.exc_info()[0] is not None:
             os.write(2, output[2])
+
+
+def warm_caches() -> None:
+    """Fill caches that every task fills the same way, which no user code can tell
+    apart: the tokenizer's compiled regular expression, which Metaflow needs in
+    every task to read the flow's source (``inspect.getsource`` in its graph)."""
+    import io
+    import tokenize
+
+    for _ in tokenize.generate_tokens(io.StringIO("def f():\n    pass\n").readline):
+        pass
+
+
+def scratch_fd(name: str) -> int:
+    """An anonymous read-write file (memfd where there is one)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(name)
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=name)
+    os.unlink(path)
+    return fd
+
+
+def reseed() -> None:
+    """Give the task the random state of a fresh process. Python's ``random``
+    reseeds itself after a fork and ``os.urandom`` asks the kernel; NumPy's global
+    generator (imported here only with ``preload_flow_imports``) does neither."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        try:
+            numpy_random.seed()
+        except Exception:  # noqa: BLE001 - a broken numpy fails in the task itself
+            pass
 
 
 def preload(flow_file: str | None) -> Probe:
@@ -244,6 +278,7 @@ def preload(flow_file: str | None) -> Probe:
         )
     if thread_count() != 1:
         raise RuntimeError("preloading started threads; cannot fork safely")
+    warm_caches()
     gc.freeze()  # children never scan (and copy-on-write) the preloaded objects
     return probe
 
@@ -361,6 +396,7 @@ class Server:
         os.environ.clear()
         os.environ.update(request["env"])
         self.probe.replay_writes()
+        reseed()
         run_main(request["argv"], Guard(self.probe, request))
 
 

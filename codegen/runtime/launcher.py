@@ -47,12 +47,20 @@ class Launcher:
         stdout_log: Path,
         stderr_log: Path,
         heartbeat: Callable[[], None] = lambda: None,
+        on_line: Callable[[str, bytes, int], None] | None = None,
     ) -> int:
-        """Run ``argv`` (``flow.py`` first) to completion and return its exit code."""
+        """Run ``argv`` (``flow.py`` first) to completion and return its exit code.
+
+        ``on_line(stream, line, pid)`` (if given) sees every line as it is logged,
+        ``stream`` being ``"stdout"`` or ``"stderr"``."""
         proc = await self.spawn(argv, env, cwd)
         pumps = [
-            asyncio.create_task(_pump(proc.stdout, stdout_log, sys.stdout.buffer)),
-            asyncio.create_task(_pump(proc.stderr, stderr_log, sys.stderr.buffer)),
+            asyncio.create_task(
+                _pump(proc.stdout, stdout_log, sys.stdout.buffer, on_line, "stdout", proc.pid)
+            ),
+            asyncio.create_task(
+                _pump(proc.stderr, stderr_log, sys.stderr.buffer, on_line, "stderr", proc.pid)
+            ),
         ]
         try:
             while True:
@@ -93,18 +101,38 @@ class SubprocessLauncher(Launcher):
         )
 
 
-async def _pump(stream: asyncio.StreamReader, log: Path, echo) -> None:
-    """Copy lines to ``log`` in mflog format, and raw to the worker's own stream."""
+async def _pump(
+    stream: asyncio.StreamReader, log: Path, echo, on_line=None, name="", pid=0
+) -> None:
+    """Copy lines to ``log`` in mflog format, raw to the worker's own stream (with
+    MF_TEMPORAL_ECHO_TASKS=1), and to ``on_line``."""
     source = TASK_LOG_SOURCE.encode("ascii")
     with open(log, "ab", buffering=0) as out:
         while True:
-            line = await stream.readline()
+            line = await _readline(stream)
             if not line:
                 return
             out.write(decorate(source, line))
             if ECHO_TASK_OUTPUT:
                 echo.write(line)
                 echo.flush()
+            if on_line is not None:
+                on_line(name, line, pid)
+
+
+async def _readline(stream: asyncio.StreamReader) -> bytes:
+    """The next line however long it is (``readline`` fails past the stream's limit,
+    while Metaflow's runtime reads lines of any length); b"" at the end."""
+    parts = []
+    while True:
+        try:
+            parts.append(await stream.readuntil(b"\n"))
+        except asyncio.IncompleteReadError as end:
+            parts.append(end.partial)
+        except asyncio.LimitOverrunError as long:
+            parts.append(await stream.readexactly(max(long.consumed, 1)))
+            continue
+        return b"".join(parts)
 
 
 # Whether workers mirror task output on their own stdout/stderr.

@@ -28,10 +28,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from ..contract import COMPENSATE_WORKFLOW_SUFFIX, LOOP_WORKFLOW_SUFFIX, MAX_ATTEMPTS
 from .payloads import (
     PARAMETERS_TASK_ID,
     CompensateRequest,
+    DefaultsRequest,
+    FactsRequest,
     FlowRef,
+    StepFacts,
     InitRequest,
     StepRequest,
     TaskResult,
@@ -63,8 +67,6 @@ LOOP_HISTORY_LIMIT = 8000
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # Outer deadline for a step without @timeout.
 DEFAULT_STEP_TIMEOUT = timedelta(days=7)
-# Metaflow's MAX_ATTEMPTS: attempts of one task, the first included.
-MAX_ATTEMPTS = 6
 # Attempts of one compensation (each a Metaflow attempt of its task), its deadline.
 COMPENSATION_ATTEMPTS = 3
 COMPENSATION_TIMEOUT = timedelta(hours=1)
@@ -93,6 +95,9 @@ class StepSpec:
     env: dict[str, str] = field(default_factory=dict)
     # the flow method that undoes this step (@compensate), if any
     compensation: str | None = None
+    # retries, timeout and env are evaluated by Metaflow when each run starts (they
+    # depend on config_expr values or on decorators a mutator may add)
+    from_metaflow: bool = False
 
     @property
     def max_attempts(self) -> int:
@@ -128,6 +133,22 @@ class RunInfo:
     # a loop moves on in a child workflow (and that one continues as new) once the
     # history has this many events, or earlier when Temporal suggests it
     loop_history_limit: int = LOOP_HISTORY_LIMIT
+    # per step: what Metaflow evaluated when the run started (StepSpec.from_metaflow)
+    facts: dict[str, StepFacts] = field(default_factory=dict)
+
+    def resolve(self, spec: StepSpec) -> StepSpec:
+        """``spec`` with the facts Metaflow evaluated for this run, if it has any."""
+        facts = self.facts.get(spec.name) if spec.from_metaflow else None
+        if facts is None:
+            return spec
+        return dataclasses.replace(
+            spec,
+            retries=facts.retries,
+            error_retries=facts.error_retries,
+            retry_delay_seconds=facts.retry_delay_seconds,
+            timeout_seconds=facts.timeout_seconds,
+            env=dict(facts.env),
+        )
 
 
 @dataclass(frozen=True)
@@ -222,9 +243,13 @@ Body = Callable[["Run", Task, int], Awaitable[Task]]
 Branch = Callable[["Run", Task], Awaitable[Task]]
 
 
-def task_id(scope: Sequence[str], iteration: int = 0) -> str:
-    """Deterministic, non-numeric task id: ``t``, ``t-3``, ``t-3-1``, ``t-i2``."""
-    parts = ["t", *scope] + ([f"i{iteration}"] if iteration else [])
+def task_id(step: str, scope: Sequence[str] = (), iteration: int = 0) -> str:
+    """Deterministic task id, unique within the run and stable across retries:
+    ``<step>`` outside any foreach, ``<step>-<i>-<j>`` inside foreaches (the split
+    index stack), ``<step>-i<k>`` for the k-th iteration of a looping switch
+    (``<step>-<i>-i<k>`` inside a foreach). Never numeric (step names are
+    identifiers) and never contains ``, : ! /``."""
+    parts = [step, *scope] + ([f"i{iteration}"] if iteration else [])
     return "-".join(parts)
 
 
@@ -312,10 +337,11 @@ class Run:
     ) -> Task:
         """Run one Metaflow task of ``spec`` with ``inputs`` and wait for it; the
         step's compensation (if any) is registered before the task starts."""
+        spec = self.info.resolve(spec)
         iteration = next(
             (t.iteration + 1 for t in inputs if t.step == spec.name), 0
         )
-        tid = task_id(self.scope, iteration)
+        tid = task_id(spec.name, self.scope, iteration)
         if spec.compensation:
             self.undo.append(Undo(spec.compensation, spec.name, tid, inputs[0].path))
         request = StepRequest(
@@ -379,7 +405,7 @@ class Run:
             return await self.step(spec, [task])
         try:
             result: LoopResult = await workflow.execute_child_workflow(
-                f"{self.info.flow.name}.loop",
+                self.info.flow.name + LOOP_WORKFLOW_SUFFIX,
                 Loop(self.info, self.scope, spec, task),
                 id=f"{workflow.info().workflow_id}/{spec.name}/{task.task_id}/loop",
                 result_type=LoopResult,
@@ -432,7 +458,7 @@ class Run:
                 return await workflow.execute_child_workflow(
                     chunk_workflow,
                     Chunk(self.info, self.scope, parent, start, stop, per_child, body_steps),
-                    id=f"{workflow.info().workflow_id}/{parent.step}/{task_id(self.scope)}/{start}-{stop}",
+                    id=f"{workflow.info().workflow_id}/{parent.step}/{parent.task_id}/{start}-{stop}",
                     result_type=ChunkResult,
                 )
 
@@ -495,7 +521,7 @@ class Run:
         for start in reversed(starts):
             part = undo[start : start + size]
             outcomes: list[str] = await workflow.execute_child_workflow(
-                f"{self.info.flow.name}.compensate",
+                self.info.flow.name + COMPENSATE_WORKFLOW_SUFFIX,
                 Unwind(self.info, part),
                 id=f"{workflow.info().workflow_id}/_compensate/{part[-1].step}/"
                 f"{part[-1].task_id}-{len(part)}",
@@ -616,8 +642,11 @@ async def execute(
     *,
     options: RunOptions | None,
     max_workers: int,
+    any_from_metaflow: bool = False,
 ) -> RunResult:
-    """Run a whole flow: ``init``, then the generated ``graph``, then the result."""
+    """Run a whole flow: ``init`` (after Metaflow evaluated the deploy-time defaults
+    the run was not given), Metaflow's facts of the steps that take them from it
+    (``any_from_metaflow``), then the generated ``graph``, then the result."""
     options = options or RunOptions()
     info = RunInfo(
         flow=flow,
@@ -631,7 +660,14 @@ async def execute(
     )
     run = Run(info)
     workflow.logger.info("Metaflow run %s/%s", flow.name, info.run_id)
-    await run.init(encode_parameters(params))
+    parameters = encode_parameters(params)
+    missing = tuple(n for n in flow.deploy_time_defaults if n not in parameters)
+    if missing:
+        parameters.update(await _metaflow_defaults(info, missing))
+    await run.init(parameters)
+    if any_from_metaflow:
+        facts = await _metaflow_facts(info)
+        run.info = info = dataclasses.replace(info, facts=facts)
     try:
         await graph(run)
     except ApplicationError as err:
@@ -644,6 +680,32 @@ async def execute(
         pathspec=f"{flow.name}/{info.run_id}",
         status="completed",
         tasks=dict(sorted(run.shared.counts.items())),
+    )
+
+
+async def _metaflow_defaults(info: RunInfo, names: tuple[str, ...]) -> dict[str, str]:
+    """Deploy-time defaults of ``names``, evaluated by Metaflow (``init`` inputs)."""
+    return await workflow.execute_activity(
+        "metaflow_defaults",
+        DefaultsRequest(info.flow, info.run_id, names),
+        result_type=dict[str, str],
+        activity_id="_parameters/defaults",
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        retry_policy=RetryPolicy(maximum_attempts=3),
+    )
+
+
+async def _metaflow_facts(info: RunInfo) -> dict[str, StepFacts]:
+    """Per step, the facts Metaflow derives from its decorators for this run."""
+    return await workflow.execute_activity(
+        "metaflow_facts",
+        FactsRequest(info.flow, info.run_id),
+        result_type=dict[str, StepFacts],
+        activity_id="_parameters/facts",
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        retry_policy=RetryPolicy(maximum_attempts=3),
     )
 
 

@@ -44,6 +44,39 @@ class FlowRef:
     configs: tuple[ConfigRef, ...] = ()
     # Top-level options for ``init`` only (``--config NAME PATH``, ``--config-value``).
     init_options: tuple[str, ...] = ()
+    # Parameters whose defaults Metaflow evaluates before ``init`` (deploy-time
+    # functions and the like: ``init`` alone would turn them into None).
+    deploy_time_defaults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """A step's orchestration facts as Metaflow derives them from its decorators
+    (after configs, ``FlowMutator``s and ``--with``)."""
+
+    retries: int = 0
+    error_retries: int = 0
+    retry_delay_seconds: int = 0
+    timeout_seconds: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DefaultsRequest:
+    """Have Metaflow evaluate deploy-time Parameter defaults for one run."""
+
+    flow: FlowRef
+    run_id: str
+    # the parameters to evaluate (those the run was not given)
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FactsRequest:
+    """Have Metaflow describe the flow's steps with one run's Config values."""
+
+    flow: FlowRef
+    run_id: str
 
 
 @dataclass(frozen=True)

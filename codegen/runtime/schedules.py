@@ -68,8 +68,14 @@ def schedule_spec(schedule: FlowSchedule) -> ScheduleSpec:
     return ScheduleSpec(calendars=[calendar], time_zone_name=schedule.timezone)
 
 
-def desired(module: ModuleType, deployment: Deployment, task_queue: str) -> Schedule:
-    """The schedule of ``module``: start the flow with default parameters."""
+def desired(
+    module: ModuleType,
+    deployment: Deployment,
+    task_queue: str,
+    schedule: FlowSchedule | None = None,
+) -> Schedule:
+    """The schedule of ``module`` (or ``schedule``, the one Metaflow evaluated for it):
+    start the flow with default parameters."""
     action = ScheduleActionStartWorkflow(
         module.WORKFLOW.run,
         args=[module.PARAMS(), None],
@@ -79,18 +85,27 @@ def desired(module: ModuleType, deployment: Deployment, task_queue: str) -> Sche
     )
     return Schedule(
         action=action,
-        spec=schedule_spec(module.SCHEDULE),
+        spec=schedule_spec(schedule or module.SCHEDULE),
         policy=SchedulePolicy(overlap=OVERLAP, catchup_window=CATCHUP_WINDOW),
     )
 
 
 async def sync_schedule(
-    client: Client, module: ModuleType, deployment: Deployment, task_queue: str
+    client: Client,
+    module: ModuleType,
+    deployment: Deployment,
+    task_queue: str,
+    evaluated: FlowSchedule | None = None,
 ) -> str:
-    """Create, update or pause the deployment's schedule; what was done."""
-    if getattr(module, "SCHEDULE", None) is None:
+    """Create, update or pause the deployment's schedule; what was done.
+    ``evaluated``: the schedule Metaflow evaluated for a module that leaves its
+    ``@schedule`` to Metaflow (``SCHEDULE.cron`` None)."""
+    wanted = getattr(module, "SCHEDULE", None)
+    if wanted is not None and wanted.cron is None:
+        wanted = evaluated
+    if wanted is None:
         return await _pause_stale(client, deployment)
-    schedule = desired(module, deployment, task_queue)
+    schedule = desired(module, deployment, task_queue, wanted)
     try:
         await client.create_schedule(deployment.schedule_id, schedule)
         return CREATED

@@ -19,6 +19,8 @@ import json
 import os
 import signal
 import sys
+import types
+import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -30,10 +32,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from .activities import MetaflowActivities
-from .deployment import resolve
+from .activities import FlowLoadError, MetaflowActivities
+from .. import cron
+from .deployment import Deployment, Schedule, needs_metaflow, resolve
+from .module_check import problems
 from .launcher import Launcher, SubprocessLauncher
-from .orchestration import MAX_NUM_SPLITS, RunOptions
+from .orchestration import MAX_NUM_SPLITS, RunOptions, encode_parameters
 from .schedules import sync_schedule
 
 # Running tasks get this long to finish on shutdown before they are cancelled
@@ -45,6 +49,12 @@ HEARTBEAT_THROTTLE = timedelta(seconds=2)
 CONNECT_FAILURE_GRACE = 0.5
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# Longest ``METAFLOW_INIT_<NAME>=<value>`` environment entry a task can get: Linux
+# refuses any single argv or environment string longer than MAX_ARG_STRLEN (32
+# pages, 131072 bytes with its NUL) with E2BIG.
+MAX_ENV_ENTRY_BYTES = 131072 - 1
+# The launcher used when none is named: the fork server where it works.
+DEFAULT_LAUNCHER = "default"
 
 
 class ParamError(ValueError):
@@ -88,15 +98,49 @@ def parse_params(params_cls: type, pairs: list[str]) -> Any:
     ]
     if missing:
         raise ParamError("missing required parameter(s): " + ", ".join(missing))
-    return params_cls(**values)
+    params = params_cls(**values)
+    check_params(params)
+    return params
+
+
+def check_params(params: Any) -> None:
+    """Raise ParamError for a value Metaflow cannot receive: its ``init`` gets each
+    parameter as an environment variable ``METAFLOW_INIT_<NAME>``, which can hold
+    no NUL byte and, on Linux, at most ~128 KiB."""
+    for name, value in encode_parameters(params).items():
+        if "\0" in value:
+            raise ParamError(f"parameter {name}: the value contains a NUL byte")
+        room = MAX_ENV_ENTRY_BYTES - len(f"METAFLOW_INIT_{name.upper()}=")
+        size = len(value.encode("utf-8", "surrogateescape"))
+        if size > room:
+            raise ParamError(
+                f"parameter {name}: the value is {size:,} bytes, more than the "
+                f"{room:,} Metaflow can take (parameters reach its init as "
+                "environment variables, at most 128 KiB each)"
+            )
+
+
+def _kind(annotation: Any) -> str:
+    """``str``/``int``/``float``/``bool``/``Any`` (JSON) of a PARAMS field's type,
+    ``X | None`` and ``Optional[X]`` included; annotations may be strings (``from
+    __future__ import annotations``) or types."""
+    if not isinstance(annotation, str):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if args and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            annotation = args[0] if len(args) == 1 else typing.Any
+        if annotation is typing.Any:
+            return "Any"
+        return getattr(annotation, "__name__", "")
+    text = annotation.replace(" ", "").replace("typing.", "")
+    for wrapper in ("Optional[", "Union["):
+        if text.startswith(wrapper) and text.endswith("]"):
+            text = text[len(wrapper) : -1].replace(",", "|")
+    parts = [p for p in text.split("|") if p != "None"]
+    return parts[0] if len(parts) == 1 else "Any"
 
 
 def _convert(name: str, annotation: Any, raw: str) -> Any:
-    kind = (
-        annotation
-        if isinstance(annotation, str)
-        else getattr(annotation, "__name__", "")
-    )
+    kind = _kind(annotation)
     try:
         if kind == "bool":
             return _BOOLS[raw.strip().lower()]
@@ -110,10 +154,21 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
         raise ParamError(f"parameter {name}: {raw!r} is not valid {expected}") from exc
 
 
-def make_launcher(kind: str | Launcher) -> Launcher:
-    """``"subprocess"`` or ``"fork"`` (the fork server, if available) or an instance."""
+def default_launcher() -> str:
+    """``"fork"`` where the fork server works (``os.fork`` and fd passing over Unix
+    sockets exist), else ``"subprocess"``."""
+    from .forkserver import AVAILABLE
+
+    return "fork" if AVAILABLE else "subprocess"
+
+
+def make_launcher(kind: str | Launcher = DEFAULT_LAUNCHER) -> Launcher:
+    """``"subprocess"``, ``"fork"`` (the fork server, if available), ``"default"``
+    (:func:`default_launcher`) or an instance."""
     if isinstance(kind, Launcher):
         return kind
+    if kind == DEFAULT_LAUNCHER:
+        kind = default_launcher()
     if kind == "subprocess":
         return SubprocessLauncher()
     if kind == "fork":
@@ -122,7 +177,7 @@ def make_launcher(kind: str | Launcher) -> Launcher:
         except ImportError as exc:
             raise ValueError(f"the fork launcher is not available: {exc}") from exc
         return ForkServerLauncher()
-    raise ValueError(f"unknown launcher {kind!r} (use subprocess or fork)")
+    raise ValueError(f"unknown launcher {kind!r} (use subprocess, fork or default)")
 
 
 def build_worker(
@@ -134,13 +189,18 @@ def build_worker(
     max_concurrent_activities: int | None = None,
     on_event: Callable[[dict], None] | None = None,
     fail_fast: bool = False,
+    workdir: Path | None = None,
+    task_output: bool = False,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
     Create it inside the event loop that will run it. A launcher given by name is
-    never closed (use :func:`running_worker` for that). With ``fail_fast`` any
+    never closed, so the default here is a fresh interpreter per task (use
+    :func:`running_worker`, which closes what it made and defaults to the fork
+    server). Tasks run in ``workdir`` (default: the cwd now). With ``fail_fast`` any
     exception in workflow code fails the run; by default Temporal retries the
     workflow task until a fixed worker is deployed (the run looks hung meanwhile).
+    ``task_output`` adds an ``output`` event per line a task prints.
     """
     owner = resolve(module).owner
     activities = MetaflowActivities(
@@ -149,12 +209,20 @@ def build_worker(
         # a @project user branch: every task sees the branch the worker resolved
         env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
         on_event=on_event,
+        workdir=workdir,
+        task_output=task_output,
     )
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(module.WORKFLOWS),
-        activities=[activities.init, activities.step, activities.compensate],
+        activities=[
+            activities.init,
+            activities.step,
+            activities.compensate,
+            activities.defaults,
+            activities.facts,
+        ],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
@@ -168,13 +236,21 @@ async def running_worker(
     module: ModuleType,
     *,
     task_queue: str,
-    launcher: str | Launcher = "subprocess",
+    launcher: str | Launcher = DEFAULT_LAUNCHER,
     max_concurrent_activities: int | None = None,
     on_event: Callable[[dict], None] | None = None,
     fail_fast: bool = False,
+    workdir: Path | None = None,
+    task_output: bool = False,
+    check: bool = True,
 ) -> AsyncIterator[Worker]:
     """Run a worker for the block; then shut it down and close the launcher
-    (only a launcher it made from a name: a given instance stays the caller's)."""
+    (only a launcher it made from a name: a given instance stays the caller's).
+    The default launcher is the fork server where it works (:func:`make_launcher`).
+    With ``check`` (the default) it first has Metaflow load the flow where tasks run
+    and refuses a stale module (:func:`check_flow` raises :class:`StaleModule`)."""
+    if check:
+        await check_flow(module, workdir=workdir)
     owned = make_launcher(launcher)
     try:
         async with build_worker(
@@ -185,11 +261,76 @@ async def running_worker(
             max_concurrent_activities=max_concurrent_activities,
             on_event=on_event,
             fail_fast=fail_fast,
+            workdir=workdir,
+            task_output=task_output,
         ) as worker:
             yield worker
     finally:
         if owned is not launcher:
             owned.close()
+
+
+def evaluated_schedule(described: dict) -> Schedule | None:
+    """The ``@schedule`` Metaflow evaluated (``flow_facts``), its cron checked."""
+    found = described.get("schedule")
+    if not found:
+        return None
+    try:
+        cron.parse(found["cron"])
+    except cron.CronError as err:
+        raise StaleModule(f"@schedule: {err.message} ({err.hint})") from None
+    return Schedule(found["cron"], timezone=found.get("timezone"))
+
+
+class StaleModule(RuntimeError):
+    """The generated module does not orchestrate the flow Metaflow loads."""
+
+
+async def describe_flow(module: ModuleType, workdir: Path | None = None) -> dict:
+    """The flow as Metaflow loads it where the module's tasks run (``flow_facts``)."""
+    owner = resolve(module).owner
+    activities = MetaflowActivities(
+        Path(module.__file__).parent,
+        env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
+        workdir=workdir,
+    )
+    return await activities.describe(module.FLOW)
+
+
+async def warm_up(
+    module: ModuleType, launcher: Launcher, workdir: Path | None = None
+) -> None:
+    """Have ``launcher`` start what it keeps between tasks (the fork server) for the
+    module's tasks now, e.g. while a dev server starts (``mf-temporal-codegen run``)."""
+    owner = resolve(module).owner
+    activities = MetaflowActivities(
+        Path(module.__file__).parent,
+        launcher=launcher,
+        env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
+        workdir=workdir,
+    )
+    await activities.warm_up(module.FLOW)
+
+
+async def check_flow(module: ModuleType, workdir: Path | None = None) -> dict:
+    """Have Metaflow describe the flow and check the module against it: a changed
+    graph or a fixed fact Metaflow contradicts raises :class:`StaleModule` (with the
+    regenerate command); returns the description."""
+    described = await describe_flow(module, workdir)
+    found = problems(module, described)
+    if found:
+        raise StaleModule("\n".join(found))
+    return described
+
+
+async def deployment_of(module: ModuleType, described: dict | None = None) -> Deployment:
+    """The module's deployment; a @project name only Metaflow can compute is taken
+    from ``described`` (or from Metaflow, loading the flow)."""
+    if not needs_metaflow(module):
+        return resolve(module)
+    if described is None:
+        described = await describe_flow(module)
+    return resolve(module, project_name=described["project_name"])
 
 
 async def start_workflow(
@@ -308,7 +449,12 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
             "--task-queue", default=None, help="default: the flow's (see @project)"
         )
     worker.add_argument(
-        "--launcher", default="subprocess", choices=["subprocess", "fork"]
+        "--launcher",
+        default=DEFAULT_LAUNCHER,
+        choices=["subprocess", "fork", DEFAULT_LAUNCHER],
+        help="how tasks start: a fork of a pre-warmed interpreter (fork), a fresh "
+        "python per task (subprocess, the reference), or the default: fork where "
+        "it works, else subprocess",
     )
     worker.add_argument(
         "--no-schedule",
@@ -335,7 +481,13 @@ async def _serve(
     module: ModuleType, args: argparse.Namespace, launcher: Launcher
 ) -> int:
     client = await connect(args.address, args.namespace)
-    deployment = resolve(module)
+    try:
+        described = await check_flow(module)
+        schedule = evaluated_schedule(described)
+    except (StaleModule, FlowLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    deployment = await deployment_of(module, described)
     task_queue = args.task_queue or deployment.task_queue
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -343,7 +495,9 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     if not args.no_schedule:
         try:
-            outcome = await sync_schedule(client, module, deployment, task_queue)
+            outcome = await sync_schedule(
+                client, module, deployment, task_queue, schedule
+            )
         except RPCError as exc:
             print(
                 f"error: schedule {deployment.schedule_id}: {exc} "
@@ -378,7 +532,11 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
         tags=tuple(args.tag),
         max_num_splits=args.max_num_splits,
     )
-    task_queue = args.task_queue or resolve(module).task_queue
+    try:
+        task_queue = args.task_queue or (await deployment_of(module)).task_queue
+    except FlowLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     handle = await start_workflow(
         client,
         module,

@@ -57,7 +57,7 @@ class LinearFlowWorkflow:
             result = await workflow.execute_activity(
                 "metaflow_step",
                 StepRequest(
-                    FLOW, run_id, step, "t", (path,), max_user_code_retries=retries
+                    FLOW, run_id, step, step, (path,), max_user_code_retries=retries
                 ),
                 result_type=TaskResult,
                 start_to_close_timeout=timedelta(minutes=2),

@@ -47,7 +47,7 @@ class TroubleFlowWorkflow:
             try:
                 result = await workflow.execute_activity(
                     "metaflow_step",
-                    StepRequest(FLOW, run_id, step, "t", (path,)),
+                    StepRequest(FLOW, run_id, step, step, (path,)),
                     result_type=TaskResult,
                     start_to_close_timeout=timedelta(minutes=2),
                     heartbeat_timeout=timedelta(seconds=10),

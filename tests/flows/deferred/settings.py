@@ -1,0 +1,1 @@
+SHARED_ENV = {"SHARED": "from-settings"}

@@ -1,0 +1,20 @@
+# expect: step join takes inputs but no split precedes it
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

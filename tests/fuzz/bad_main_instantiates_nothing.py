@@ -1,0 +1,16 @@
+# expect: the __main__ block instantiates no flow
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    print("hi")

@@ -1,0 +1,16 @@
+# expect: self.next() names no step
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next()
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

@@ -1,0 +1,17 @@
+# expect: step start does not end with a self.next() transition
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+        print('after')
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

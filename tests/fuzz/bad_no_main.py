@@ -1,0 +1,12 @@
+# expect: no `if __name__ == "__main__":` block instantiates a flow
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

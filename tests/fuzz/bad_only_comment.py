@@ -1,0 +1,1 @@
+# expect: no Metaflow flow found

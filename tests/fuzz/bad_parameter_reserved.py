@@ -1,0 +1,18 @@
+# expect: Parameter name 'tags' is a reserved word
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    tags = Parameter("tags", default="x")
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

@@ -1,0 +1,25 @@
+# expect: no `if __name__ == "__main__":` block instantiates a flow
+from metaflow import FlowSpec, Parameter, step
+
+
+class A(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+from metaflow import FlowSpec, Parameter, step
+
+
+class B(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

@@ -1,0 +1,17 @@
+# expect: unknown encoding
+# -*- coding: klingon -*-
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

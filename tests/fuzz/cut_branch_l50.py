@@ -1,0 +1,28 @@
+"""Static split: start -> (a, b) -> join -> end."""
+from metaflow import FlowSpec, step
+
+
+class BranchFlow(FlowSpec):
+    """Two parallel branches whose values are summed in a join."""
+
+    @step
+    def start(self):
+        """Pick a base number and fan out to two branches."""
+        self.base = 10
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        """Branch a doubles the base."""
+        self.value = self.base * 2
+        self.label = "a"
+        self.next(self.join)
+
+    @step
+    def b(self):
+        """Branch b adds one to the base."""
+        self.value = self.base + 1
+
+
+if __name__ == "__main__":
+    BranchFlow()

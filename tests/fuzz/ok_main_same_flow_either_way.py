@@ -1,0 +1,19 @@
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) > 5:
+        F()
+    else:
+        F()

@@ -1,0 +1,18 @@
+from metaflow import FlowSpec, Parameter, step
+
+
+class F(FlowSpec):
+    name = Parameter("name", default="x")
+    _hidden = Parameter("tags")
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    F()

@@ -1,0 +1,34 @@
+"""Static split: start -> (a, b) -> join -> end."""
+from metaflow import FlowSpec, step
+
+
+class BranchFlow(FlowSpec):
+    """Two parallel branches whose values are summed in a join."""
+
+    @step
+    def start(self):
+        """Pick a base number and fan out to two branches."""
+        self.base = 10
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        """Branch a doubles the base."""
+        self.value = self.base * 2
+        self.label = "a"
+        self.next(self.join)
+
+    @step
+    def b(self):
+        """Branch b adds one to the base."""
+        self.value = self.base + 1
+        self.label = "b"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        """Sum branch values; read each branch by name too."""
+        self.total = sum(i.value for i in inputs)
+        self.labels = sorted(i.label for i in inputs)
+        self.from_a = inputs.a.value
+        # base is identical on both 

@@ -1,0 +1,42 @@
+"""A foreach whose body splits into two branches and joins again.
+
+start -> prepare (foreach) -> (plus, times) -> combine -> join -> end.
+"""
+from metaflow import FlowSpec, step
+
+
+class BranchInForeachFlow(FlowSpec):
+    """Per item, compute two things in parallel and combine them."""
+
+    @step
+    def start(self):
+        """Define the items."""
+        self.items = [2, 4]
+        self.next(self.prepare, foreach="items")
+
+    @step
+    def prepare(self):
+        """Foreach body entry: take the item and split."""
+        self.item = self.input
+        self.next(self.plus, self.times)
+
+    @step
+    def plus(self):
+        """Branch: add ten."""
+        self.part = self.item + 10
+        self.next(self.combine)
+
+    @step
+    def times(self):
+        """Branch: multiply by ten."""
+        self.part = self.item * 10
+        self.next(self.combine)
+
+    @step
+    def combine(self, inputs):
+        """Join the static split inside one foreach split."""
+        self.parts = {"plus": inputs.plus.part, "times": inputs.times.part}
+        self.merge_artifacts(inputs, include=["item"])
+        self.next(self.join)
+
+ 

@@ -1,0 +1,26 @@
+"""Foreach: start fans out over a list -> body -> join -> end."""
+from metaflow import FlowSpec, step
+
+
+class ForeachFlow(FlowSpec):
+    """Square each item in parallel and collect the results in order."""
+
+    @step
+    def start(self):
+        """Define the items to fan out over."""
+        self.items = [1, 2, 3, 4]
+        self.next(self.square, foreach="items")
+
+    @step
+    def square(self):
+        """Square one item; self.input is the item, self.index its position."""
+        self.item = self.input
+        self.position = self.index
+        self.result = self.input * self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        """Collect results in split order."""
+        self.results = [i.result for i in inputs]
+        self.positions = [i.position for i in inp

@@ -1,0 +1,1 @@
+"""Shared code of the mlproject pipelines: base flow, settings, config parsing."""

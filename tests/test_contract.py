@@ -1,0 +1,31 @@
+"""The numbers generated code and the runtime share equal Metaflow's own, and a
+module written for another runtime API is refused when it is imported."""
+
+from __future__ import annotations
+
+import pytest
+from metaflow import metaflow_config
+from metaflow.plugins.catch_decorator import NUM_FALLBACK_RETRIES
+from metaflow.plugins.retry_decorator import RetryDecorator
+
+from mf_temporal_codegen import contract, runtime
+
+
+def test_metaflow_constants_match_metaflow():
+    assert contract.MAX_ATTEMPTS == metaflow_config.MAX_ATTEMPTS
+    assert contract.CATCH_ERROR_RETRIES == NUM_FALLBACK_RETRIES
+    defaults = RetryDecorator.defaults
+    assert (contract.RETRY_TIMES, contract.RETRY_MINUTES) == (
+        int(defaults["times"]),
+        int(defaults["minutes_between_retries"]),
+    )
+
+
+def test_runtime_refuses_a_module_for_another_api():
+    runtime.require_api(contract.RUNTIME_API)
+    with pytest.raises(runtime.RuntimeMismatch, match="generated for runtime API 1"):
+        runtime.require_api(1)
+
+
+def test_task_queue_names():
+    assert contract.task_queue("proj.prod.Flow") == "metaflow-proj.prod.Flow"
