@@ -123,20 +123,36 @@ def generate_main(argv: list[str]) -> int:
     if problem:
         print(f"mf-temporal-codegen: error: {problem}\n  hint: {_option_hint(args)}", file=sys.stderr)
         return EXIT_ERROR
+    if args.out.exists() and not args.out.is_dir():
+        print(
+            f"mf-temporal-codegen: error: -o {args.out}: not a directory\n"
+            "  hint: name the directory the generated modules go to",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         files = generate(args.flows, args.out, options_from_args(args), Cache.from_env())
     except CodegenError as err:
         print(err, file=sys.stderr)
         return EXIT_ERROR
-    if args.check or args.diff:
-        text = diff(files)
-        sys.stdout.write(text)
-        if args.check and stale(files):
-            print(f"mf-temporal-codegen: {args.out} is stale; regenerate it", file=sys.stderr)
-            return EXIT_STALE
-        return 0
-    for path in write_all(files):
-        print(f"wrote {path}")
+    try:
+        if args.check or args.diff:
+            text = diff(files)
+            sys.stdout.write(text)
+            if args.check and stale(files):
+                print(f"mf-temporal-codegen: {args.out} is stale; regenerate it", file=sys.stderr)
+                return EXIT_STALE
+            return 0
+        for path in write_all(files):
+            print(f"wrote {path}")
+    except (OSError, UnicodeDecodeError) as exc:  # the output directory, not the flow
+        problem = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        print(
+            f"mf-temporal-codegen: error: cannot update {args.out}: {problem}\n"
+            f"  hint: check that {args.out} can be created and written (and holds only UTF-8 files)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return 0
 
 

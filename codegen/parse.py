@@ -205,8 +205,11 @@ def _main_flow(loader: Loader, source: Source, classes: list, memo: dict, errors
     for block in blocks:
         _main_calls(loader, source, _statements(block.body), True, calls, set(), 0)
         block_of += [block] * (len(calls) - len(block_of))
-    flows, others, no_cli = [], [], []
+    flows, others, no_cli, unresolved = [], [], [], []
     for (call, where, unconditional, symbol), block in zip(calls, block_of):
+        if isinstance(symbol, Missing):  # an import Python fails on
+            unresolved.append(symbol.error(where.pos(call)))
+            continue
         mro, missing = _linearize(loader, symbol, memo, ())
         if FLOWSPEC not in mro and not missing:
             others.append((call, where, symbol))
@@ -243,6 +246,10 @@ def _main_flow(loader: Loader, source: Source, classes: list, memo: dict, errors
             )
             return None
         return symbol, mro, missing
+    if unresolved:
+        for err in unresolved:
+            errors.add(err)
+        return None
     if no_cli:
         call, where, symbol = no_cli[0]
         errors.add(
@@ -331,7 +338,7 @@ def _main_calls(loader: Loader, source: Source, body, unconditional: bool, calls
                     symbol = loader.resolve(source, name)
                 except CodegenError:
                     continue
-                if isinstance(symbol, ClassRef):
+                if isinstance(symbol, (ClassRef, Missing)):
                     calls.append((call, source, unconditional, symbol))
                 elif isinstance(symbol, Function) and depth < MAX_CALL_DEPTH:
                     key = (id(symbol.source), symbol.name)

@@ -48,12 +48,27 @@ def _rel(path: Path, start: Path) -> str:
     return PurePosixPath(Path(os.path.relpath(path.resolve(), start.resolve()))).as_posix()
 
 
+def _import_dirs(options: Options, root: Path) -> list[str]:
+    """The ``--path`` directories of the regenerate command, relative to ``root``:
+    the given ones, then the ``PYTHONPATH`` entries inside the project (so the command
+    regenerates the same bytes without that environment variable)."""
+    entries = [*options.paths, *(Path(e or ".") for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e)]
+    dirs: list[str] = []
+    for entry in entries:
+        folder = entry.resolve()
+        if folder.is_dir() and folder.is_relative_to(root.resolve()):
+            rel = _rel(folder, root)
+            if rel not in dirs:
+                dirs.append(rel)
+    return dirs
+
+
 def _jobs(flow_files: list[Path], outdir: Path, options: Options) -> list[dict[str, Any]]:
     """Per flow file: its display name and the ``render.Target`` fields (cheap, no parsing)."""
     root = project_root(outdir)
     out_rel = _rel(outdir, root)
     config_flags = [a for n, f in options.configs for a in ("--config", n, _rel(f, root))]
-    path_flags = [a for p in options.paths for a in ("--path", _rel(p, root))]
+    path_flags = [a for p in _import_dirs(options, root) for a in ("--path", p)]
     command = shlex.join(
         [
             "mf-temporal-codegen", *(_rel(f, root) for f in flow_files), "-o", out_rel,

@@ -238,9 +238,10 @@ def _param_view(p: m.Parameter) -> dict[str, Any]:
     default = None if deferred else p.default
     if (not p.has_default or deferred) and not required:
         annotation += " | None"
-    doc = p.help or f"Metaflow parameter {p.name!r}."
+    doc = p.help or f"Metaflow parameter {p.name!r}"
     if p.name != p.field:
         doc += f" (--{p.name})"
+    doc = doc if doc.endswith((".", "!", "?")) else doc + "."
     if p.kind == "include_file":
         doc += (
             " IncludeFile: the path of a file, read when the run starts by Metaflow's"
@@ -249,7 +250,7 @@ def _param_view(p: m.Parameter) -> dict[str, Any]:
     if deferred:
         doc += f" Default: {p.default.code} ({_where(p.default.pos)}), {RUN_START}."
     elif p.default_code:
-        doc += f" Default: {p.default_code} = {_py(p.default)} ({_where(p.pos)})."
+        doc += f" Default: {p.default_code} = {_py(p.default)}, folded when generating ({_where(p.pos)})."
     return {"field": p.field, "annotation": annotation, "required": required, "default": default, "doc": doc}
 
 

@@ -19,6 +19,7 @@ imports from the importing module's own package. What a name can resolve to:
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import os
 import sys
@@ -305,15 +306,18 @@ def read_source(path: Path, display: str, cite: str, **fields: Any) -> Source:
     except ValueError as exc:
         raise CodegenError(Pos(display, 1, 1, cite), f"invalid Python: {exc}", SYNTAX_HINT) from None
     try:
-        module = cst.parse_module(text)
+        # libcst makes a great many objects and no garbage cycles: collecting
+        # while it runs only costs time (a third of it on a 10,000-step flow)
+        with _no_gc():
+            module = cst.parse_module(text)
+            positions = _positions(module)
     except cst.ParserSyntaxError as exc:
         raise CodegenError(
             Pos(display, exc.raw_line, exc.raw_column + 1, cite), f"invalid Python: {exc.message}", SYNTAX_HINT
         ) from None
     except RecursionError:
         raise CodegenError(Pos(display, 1, 1, cite), "the file nests too deeply to be read", DEPTH_HINT) from None
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    source = Source(path, display, cite, module, wrapper.resolve(PositionProvider), **fields)
+    source = Source(path, display, cite, module, positions, **fields)
     for stmt in module.body:
         _index_statement(source, stmt)
     return source
@@ -321,6 +325,29 @@ def read_source(path: Path, display: str, cite: str, **fields: Any) -> Source:
 
 # sys.getrecursionlimit() of a fresh `python flow.py`
 PYTHON_RECURSION_LIMIT = 1000
+
+
+def _positions(module: cst.Module) -> Any:
+    """``PositionProvider``'s mapping, as ``MetadataWrapper.resolve`` computes it;
+    but resolve then walks the whole tree once more for batchable providers even
+    when there are none (half the time on a big file), so the provider is run
+    directly where libcst allows it."""
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    gen = getattr(PositionProvider, "_gen", None)
+    if gen is None or PositionProvider.METADATA_DEPENDENCIES:
+        return wrapper.resolve(PositionProvider)
+    return PositionProvider()._gen(wrapper)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager

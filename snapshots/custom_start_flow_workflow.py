@@ -54,7 +54,7 @@ class CustomStartFlowParams:
     """Parameters of CustomStartFlow, as Metaflow `Parameter`s."""
 
     factor: int = 2
-    """Multiplier"""
+    """Multiplier."""
 
 
 @workflow.defn(name="CustomStartFlow")

@@ -57,10 +57,10 @@ class InheritedFlowParams:
     """Parameters of InheritedFlow, as Metaflow `Parameter`s."""
 
     dataset: str = "letters"
-    """Which built-in dataset"""
+    """Which built-in dataset."""
 
     limit: int = 4
-    """Max rows to keep"""
+    """Max rows to keep."""
 
 
 @workflow.defn(name="InheritedFlow")

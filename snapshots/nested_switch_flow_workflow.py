@@ -66,7 +66,7 @@ class NestedSwitchFlowParams:
     """Parameters of NestedSwitchFlow, as Metaflow `Parameter`s."""
 
     value: str = "42"
-    """An int, or any text"""
+    """An int, or any text."""
 
 
 @workflow.defn(name="NestedSwitchFlow")

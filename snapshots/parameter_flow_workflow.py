@@ -55,28 +55,28 @@ class ParameterFlowParams:
     """Parameters of ParameterFlow, as Metaflow `Parameter`s."""
 
     config: Any = '{"a": 1}'
-    """JSON settings"""
+    """JSON settings."""
 
     count: int = 3
-    """How many repetitions"""
+    """How many repetitions."""
 
     learning_rate: float = 0.1
-    """Step size (--learning-rate)"""
+    """Step size (--learning-rate)."""
 
     note: str | None = None
-    """Free text"""
+    """Free text."""
 
     region: str = "local"
-    """Where to run"""
+    """Where to run."""
 
     scale: float = 1.5
-    """A float factor"""
+    """A float factor."""
 
     verbose: bool = False
-    """A boolean flag"""
+    """A boolean flag."""
 
     who: str = "world"
-    """Who to greet"""
+    """Who to greet."""
 
 
 @workflow.defn(name="ParameterFlow")

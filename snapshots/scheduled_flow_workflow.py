@@ -58,10 +58,10 @@ class ScheduledFlowParams:
     """Parameters of ScheduledFlow, as Metaflow `Parameter`s."""
 
     days: int = 7
-    """Days of history"""
+    """Days of history."""
 
     region: str = "eu"
-    """Region to report on"""
+    """Region to report on."""
 
 
 @workflow.defn(name="ScheduledFlow")

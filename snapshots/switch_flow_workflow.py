@@ -60,7 +60,7 @@ class SwitchFlowParams:
     """Parameters of SwitchFlow, as Metaflow `Parameter`s."""
 
     mode: str = "fast"
-    """fast or slow"""
+    """fast or slow."""
 
 
 @workflow.defn(name="SwitchFlow")

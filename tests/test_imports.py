@@ -110,7 +110,9 @@ def test_src_layout_through_pythonpath(src_layout: Path):
     # the inherited step cites its own file (relative to the import root)
     assert "# start (common/pipeline.py:10)" in text
     assert "# train (training.py:7)" in text
-    assert "#   mf-temporal-codegen src/pipelines/training.py -o out\n" in text
+    # the PYTHONPATH entry inside the project becomes --path: the command regenerates
+    # the same bytes without the environment variable
+    assert "#   mf-temporal-codegen src/pipelines/training.py -o out --path src\n" in text
 
 
 def test_src_layout_through_path_option(src_layout: Path):

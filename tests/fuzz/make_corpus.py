@@ -133,6 +133,10 @@ CASES: dict[str, str | bytes] = {
     "bad_main_use_cli_false.py": bad(
         "F(use_cli=False) does not run the flow", linear(main=False) + '\n\nif __name__ == "__main__":\n    F(use_cli=False)\n'
     ),
+    "bad_main_missing_import.py": bad(
+        "cannot find module 'no_such_flows'",
+        HEADER + "from no_such_flows import TrainFlow\n" + MAIN.format(name="TrainFlow"),
+    ),
     "bad_main_wrong_test.py": bad(
         'no `if __name__ == "__main__":` block instantiates a flow',
         linear(main=False) + '\n\nif __name__ == "main":\n    F()\n',

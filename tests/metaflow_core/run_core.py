@@ -128,6 +128,7 @@ class Scheduler:
         self.case = ""
         self.params: list[str] = []
         self.worker_log: Path | None = None
+        self.restore = None  # metaflow.Flow while answer_poll stands in for it
 
     def start_case(self, case: str, params: list[str], worker_log: Path) -> None:
         self.case, self.params, self.worker_log = case, params, worker_log
@@ -228,7 +229,7 @@ class Scheduler:
         import metaflow
 
         status = type("Run", (), {"finished": True, "successful": ok})()
-        self.restore = getattr(self, "restore", None) or metaflow.Flow
+        self.restore = self.restore or metaflow.Flow
         metaflow.Flow = lambda name, _namespace_check=True: {run_id: status}
 
     def temporal(self, env, *args):
@@ -250,7 +251,7 @@ class Scheduler:
     def end_case(self) -> None:
         stop(self.worker)
         self.worker = None
-        if getattr(self, "restore", None):
+        if self.restore:
             import metaflow
 
             metaflow.Flow, self.restore = self.restore, None
