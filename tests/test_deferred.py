@@ -207,3 +207,41 @@ def test_step_mutators_leave_facts_to_metaflow_user_decorators_do_not(tmp_path, 
     # what Metaflow says agrees with the module (the mutator's retry is not compared)
     described = temporal_env.run(check_flow(module))
     assert described["steps"]["start"]["retries"] == 2
+
+
+SCHEDULED = """
+from metaflow import Config, FlowSpec, config_expr, schedule, step
+
+
+@schedule(cron=config_expr("cfg.cron"), timezone=config_expr("cfg.tz"))
+class ConfigScheduledFlow(FlowSpec):
+    cfg = Config("cfg", default_value={"cron": "0 6 * * ? *", "tz": "Europe/Paris"})
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ConfigScheduledFlow()
+"""
+
+
+def test_a_schedule_from_a_config_is_evaluated_when_the_worker_starts(tmp_path, monkeypatch):
+    import asyncio
+
+    from mf_temporal_codegen.runtime.worker import evaluated_schedule
+
+    monkeypatch.chdir(tmp_path)
+    flow = tmp_path / "config_scheduled.py"
+    flow.write_text(SCHEDULED)
+    module = load_module(flow, tmp_path / "out")
+    assert module.SCHEDULE.cron is None
+    assert "evaluated by\n# Metaflow when the worker starts" in _source(module)
+    described = asyncio.run(check_flow(module))
+    schedule = evaluated_schedule(described)
+    assert (schedule.cron, schedule.timezone) == ("0 6 * * ? *", "Europe/Paris")
