@@ -44,9 +44,9 @@ Run it locally (from the repository root, in its virtualenv, Metaflow 2.19.x)::
     python tests/metaflow_core/run_core.py --core /tmp/metaflow/test/core
     python tests/metaflow_core/run_core.py --core ... --graphs single-linear-step \
         --tests BasicArtifactTest --launcher fork       # a subset, fork launcher
-    python tests/metaflow_core/run_core.py --core ... --rerun /tmp/mf-temporal-core/results.json
+    python tests/metaflow_core/run_core.py --core ... --rerun /tmp/mfcore-results/results.json
 
-Output (default ``/tmp/mf-temporal-core``): ``logs/<graph>__<test>.log`` (run_tests'
+Output (default ``/tmp/mfcore-results``): ``logs/<graph>__<test>.log`` (run_tests'
 own log of the case plus the worker's output), ``results.json``, and the tables
 ``graph  passed/applicable`` and ``test  passed/applicable``. Exits 1 when a case fails.
 """
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import pwd
@@ -80,6 +81,11 @@ PROBE = (  # import the flow as `test_flow.py <scheduler> create` would; print M
     "print('\\nRUN_ENV=' + json.dumps({k: v for k, v in os.environ.items() "
     "if k.startswith('METAFLOW_RUN_')}))"
 )
+
+
+def die_with_parent() -> None:
+    """Popen preexec_fn: SIGTERM this child when the adapter dies, even by SIGKILL."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -175,7 +181,8 @@ class Scheduler:
         self.worker = subprocess.Popen(
             [py, "-m", self.module, "worker", "--address", self.address,
              "--task-queue", self.task_queue, "--launcher", self.launcher, "--no-schedule"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent)
         log.close()
         deadline = time.time() + 120
         while READY not in self.worker_log.read_text(errors="replace"):
@@ -298,7 +305,8 @@ def dev_server(log: Path) -> tuple[subprocess.Popen, str]:
         [str(Path(sys.executable).with_name("temporal")), "server", "start-dev", "--headless",
          "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(free_port()),
          "--log-level", "error"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
@@ -326,7 +334,7 @@ def table(title: str, rows: dict[str, dict[str, int]]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--core", required=True, help="Metaflow checkout's test/core directory")
-    ap.add_argument("--out", default="/tmp/mf-temporal-core", help="logs and results.json")
+    ap.add_argument("--out", default="/tmp/mfcore-results", help="logs and results.json")
     ap.add_argument("--graphs", default="", help="comma-separated graph names (default all)")
     ap.add_argument("--tests", default="", help="comma-separated test classes (default all)")
     ap.add_argument("--rerun", help="results.json of an earlier run: run its failures only")
@@ -370,6 +378,7 @@ def main() -> int:
     graphs = sorted(run_tests.iter_graphs(), key=lambda g: g["name"])
     tests = sorted(run_tests.iter_tests(), key=lambda t: (t.PRIORITY, type(t).__name__))
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up in `finally`
     server, address = (None, args.address) if args.address else dev_server(out / "server.log")
     sched = Scheduler(address, args.launcher, args.timeout, context["run_options"],
                       workflow_status=not args.stock_poll)
@@ -381,6 +390,12 @@ def main() -> int:
 
     cases, started = [], time.time()
     stdout = sys.stdout
+
+    def save(final: bool) -> None:
+        (out / "results.json").write_text(json.dumps(
+            {"metaflow": metaflow.__version__, "launcher": args.launcher, "complete": final,
+             "seconds": round(time.time() - started), "cases": cases}, indent=1) + "\n")
+
     try:
         for graph in graphs:
             if only_graphs and graph["name"].lower() not in only_graphs:
@@ -402,7 +417,8 @@ def main() -> int:
                 sched.start_case(slug.replace("_", "-").lower(),
                                  [*test.PARAMETERS, *test.INCLUDE_FILES],
                                  out / "logs" / f"{slug}.worker.log")
-                with open(log, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+                with open(log, "w", encoding="utf-8", buffering=1) as fh, \
+                        contextlib.redirect_stdout(fh):
                     try:
                         ret, _ = run_tests.run_test(formatter, context, args.keep, checks,
                                                     {}, "scheduler")
@@ -417,6 +433,7 @@ def main() -> int:
                 status = "fail" if ret else "pass"
                 cases.append(dict(case, status=status, seconds=round(time.time() - t0, 1),
                                   error=first_error(text) if ret else None))
+                save(final=False)
                 print(f"{status:4}  {time.time() - t0:6.1f}s  {graph['name']:32} {tname}"
                       + (f"\n      {cases[-1]['error']}" if ret else ""), file=stdout,
                       flush=True)
@@ -436,9 +453,7 @@ def main() -> int:
         if c["status"] == "n/a":
             reasons[c["reason"]] += 1
     failures = [c for c in cases if c["status"] == "fail"]
-    (out / "results.json").write_text(json.dumps(
-        {"metaflow": metaflow.__version__, "launcher": args.launcher, "seconds": round(elapsed),
-         "cases": cases}, indent=1) + "\n")
+    save(final=True)
     print("\n" + table("graph", per_graph) + "\n\n" + table("test", per_test) + "\n")
     print("not applicable:\n" + "\n".join(f"  {n:4}  {r}" for r, n in sorted(reasons.items())))
     print(f"\n{len(failures)} failed:" if failures else "\nno failures")
