@@ -25,6 +25,13 @@ CATCH_ERROR_RETRIES = 3
 # (Metaflow's `run --max-workers` default)
 DEFAULT_MAX_WORKERS = 16
 
+# Error types the step activity raises and the workflow tells apart: a task's user
+# code failed (counted against @retry, retried by the workflow), a task exited 0
+# without Metaflow's record that it completed, a task would exceed MAX_ATTEMPTS.
+TASK_FAILED = "MetaflowTaskFailed"
+TASK_NOT_RECORDED = "MetaflowTaskNotRecorded"
+TOO_MANY_ATTEMPTS = "MetaflowTooManyAttempts"
+
 # Names on Temporal: the task queue of a deployment, and the workflow types of a
 # flow's loop and compensation child workflows.
 TASK_QUEUE_PREFIX = "metaflow-"

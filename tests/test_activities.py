@@ -94,10 +94,14 @@ def test_linear_flow_parameters_retries_and_logs(mf_env):
     with pytest.raises(ApplicationError) as failed:
         h.step("middle", "t-mid", [start.path], max_user_code_retries=2)
     err = failed.value
-    assert err.type == "MetaflowTaskFailed" and not err.non_retryable
+    # the workflow, not Temporal, retries user code: it starts the next attempt
+    assert err.type == "MetaflowTaskFailed" and err.non_retryable
+    assert err.details[0]["attempt"] == 0
     assert f"LinearFlow/{h.run_id}/middle/t-mid (attempt 0)" in err.message
     assert "exit code 1" in err.message and "flaky on the first attempt" in err.message
-    middle = h.step("middle", "t-mid", [start.path], attempt=2, max_user_code_retries=2)
+    middle = h.step(
+        "middle", "t-mid", [start.path], first_attempt=1, max_user_code_retries=2
+    )
     assert middle.attempt == 1
     h.step("end", "t-end", [middle.path], env={"FROM_ENVIRONMENT_DECO": "yes"})
 
@@ -156,7 +160,7 @@ def test_failing_step_is_recorded_and_raises(mf_env):
     h = Harness(FlowRef("TroubleFlow", "trouble_flow.py"))
     start = h.step("start", "t", [h.init()])
     with pytest.raises(ApplicationError) as failed:
-        h.step("boom", "t-boom", [start.path], attempt=3)
+        h.step("boom", "t-boom", [start.path], first_attempt=2)
     err = failed.value
     assert f"TroubleFlow/{h.run_id}/boom/t-boom (attempt 2)" in err.message
     assert "ValueError: boom goes the step" in err.message

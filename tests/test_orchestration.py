@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mf_temporal_codegen.runtime.orchestration import StepSpec, shielded, task_id
+from mf_temporal_codegen.runtime.orchestration import shielded, task_id
 
 
 def test_shielded_survives_repeated_cancellation():
@@ -45,13 +45,6 @@ def test_plain_shield_gives_up_at_the_first_cancel():
         return None
 
     assert asyncio.run(main()) is False
-
-
-def test_attempts_follow_metaflow():
-    assert StepSpec("s").max_attempts == 1
-    assert StepSpec("s", retries=2).max_attempts == 3
-    assert StepSpec("s", error_retries=3).max_attempts == 4  # @catch
-    assert StepSpec("s", retries=4, error_retries=3).max_attempts == 6  # MAX_ATTEMPTS
 
 
 def test_task_ids():

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from metaflow import metaflow_config_funcs
-from metaflow.datastore import FlowDataStore
+from metaflow.datastore import FlowDataStore, TaskDataStore
 from metaflow.datastore.exceptions import DataException
 from metaflow.metaflow_environment import MetaflowEnvironment
 from metaflow.mflog import TASK_LOG_SOURCE
@@ -42,6 +42,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..compensate import STEP_PREFIX
+from ..contract import MAX_ATTEMPTS, TASK_FAILED, TASK_NOT_RECORDED, TOO_MANY_ATTEMPTS
+from .attempts import (
+    ENDED,
+    LEASE_POLL_SECONDS,
+    LEASE_REFRESH_SECONDS,
+    RUNNING,
+    Lease,
+    Leases,
+)
 from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
 from . import flow_facts
@@ -65,7 +74,6 @@ DEFAULT_OPTIONS = (
     ("event-logger", "nullSidecarLogger"),
     ("monitor", "nullSidecarMonitor"),
 )
-FAILURE_TYPE = "MetaflowTaskFailed"
 STDERR_TAIL_LINES = 20
 # Input paths up to this long go on the command line, as Metaflow's own runtime passes
 # them; longer ones (wide joins) through ``--input-paths-filename``.
@@ -107,7 +115,9 @@ class MetaflowActivities:
         task_output: bool = False,
     ):
         self.base_dir = Path(base_dir)
-        self.workdir = Path(os.getcwd() if workdir is None else os.path.abspath(workdir))
+        self.workdir = Path(
+            os.getcwd() if workdir is None else os.path.abspath(workdir)
+        )
         self.task_output = task_output
         self.launcher = launcher or SubprocessLauncher()
         self.compensation_launcher = SubprocessLauncher()
@@ -126,7 +136,10 @@ class MetaflowActivities:
             "METAFLOW_INIT_" + name.upper().replace("-", "_"): value
             for name, value in req.parameters.items()
         }
-        task = self._task(req.flow, req.run_id, "_parameters", req.task_id, params)
+        # (``init`` always writes attempt 0)
+        task = self._task(req.flow, req.run_id, "_parameters", req.task_id, params, 0)
+        if activity.info().attempt > 1:
+            await self._wait_gone(task.leases(), 0)
         if await asyncio.to_thread(task.is_done):
             return task.path
         task.top += _init_options(req.flow.init_options, task.flow_file.parent)
@@ -136,8 +149,26 @@ class MetaflowActivities:
 
     @activity.defn(name="metaflow_step")
     async def step(self, req: StepRequest) -> TaskResult:
-        """Run one attempt of a Metaflow task; the attempt is the activity attempt - 1."""
-        task = self._task(req.flow, req.run_id, req.step, req.task_id, req.env)
+        """Run one attempt of a Metaflow task and report it (see
+        :class:`StepRequest` for how attempts are numbered). A retry of this activity
+        (its previous try was lost: worker gone, heartbeat timeout, shutdown, server
+        outage) first settles the lost attempt, and reports it instead when it
+        finished after all."""
+        task = self._task(
+            req.flow, req.run_id, req.step, req.task_id, req.env, req.first_attempt
+        )
+        if activity.info().attempt > 1:
+            finished = await self._settle_lost(task, req.first_attempt)
+            if finished:
+                return await self._result(task, req)
+        lost = req.lost_attempts + task.attempt - req.first_attempt
+        if task.attempt >= MAX_ATTEMPTS:
+            raise ApplicationError(
+                f"Metaflow task {task.pathspec}: attempt {task.attempt} would exceed "
+                f"Metaflow's MAX_ATTEMPTS ({MAX_ATTEMPTS}); {lost} attempts were lost",
+                type=TOO_MANY_ATTEMPTS,
+                non_retryable=True,
+            )
         paths = compress_list(
             [p for item in req.input_paths for p in decompress_list(item)]
         )
@@ -152,8 +183,14 @@ class MetaflowActivities:
             if req.split_index is not None:
                 argv += ["--split-index", str(req.split_index)]
             argv += ["--retry-count", str(task.attempt)]
-            argv += ["--max-user-code-retries", str(req.max_user_code_retries)]
+            # lost attempts are platform failures to Metaflow: they do not use up
+            # @retry, and @catch still waits for the last user-code attempt
+            argv += ["--max-user-code-retries", str(req.max_user_code_retries + lost)]
             await self._execute(task, argv + _tag_args(req.flow.tags, req.tags))
+        return await self._result(task, req)
+
+    async def _result(self, task: _Task, req: StepRequest) -> TaskResult:
+        """What the workflow needs of ``task``'s finished attempt."""
         num_splits, next_step = await asyncio.to_thread(
             task.read_back, req.read_num_splits, req.read_transition
         )
@@ -165,6 +202,41 @@ class MetaflowActivities:
             next_step=next_step,
             attempt=task.attempt,
         )
+
+    async def _settle_lost(self, task: _Task, first_attempt: int) -> bool:
+        """Find the attempt a lost try of this activity ran (the last with a lease),
+        wait until it is not alive, and set ``task.attempt`` to this try's attempt.
+        True when the lost attempt completed after all (``task`` is then that
+        attempt); a user-code failure it ran into is raised as such; else it is
+        recorded failed, unless it never got to start (its number is reused)."""
+        leases = task.leases()
+        attempt = first_attempt
+        while await asyncio.to_thread(leases.read, attempt) is not None:
+            attempt += 1
+        if attempt == first_attempt:
+            return False  # the lost try never started a task
+        previous = attempt - 1
+        lease = await self._wait_gone(leases, previous)
+        task.attempt = previous
+        if await asyncio.to_thread(task.is_done, previous):
+            return True
+        if lease.state == ENDED and (lease.exit_code or 0) > 0:
+            raise task.failure(lease.exit_code, "")
+        if not await asyncio.to_thread(task.started):
+            return False
+        if lease.state != ENDED:
+            await asyncio.to_thread(task.record_failed)
+        task.attempt = attempt
+        return False
+
+    async def _wait_gone(self, leases: Leases, attempt: int) -> Lease:
+        """Wait (heartbeating) while ``attempt``'s lease says it may be running."""
+        while True:
+            lease = await asyncio.to_thread(leases.read, attempt)
+            if lease is None or not lease.alive():
+                return lease or Lease(RUNNING, 0.0)
+            activity.heartbeat()
+            await asyncio.sleep(LEASE_POLL_SECONDS)
 
     @activity.defn(name="metaflow_compensate")
     async def compensate(self, req: CompensateRequest) -> str:
@@ -184,6 +256,7 @@ class MetaflowActivities:
                 argv + _tag_args(req.flow.tags, req.tags),
                 launcher=self.compensation_launcher,
                 program=COMPENSATION_PROGRAM,
+                retried_by_temporal=True,
             )
         return task.pathspec
 
@@ -193,7 +266,10 @@ class MetaflowActivities:
         run (``deploy_time_eval``, as Argo's ``create``), encoded for ``init``."""
         task = self._task(req.flow, req.run_id, "_parameters", "defaults", {})
         task.top += _init_options(req.flow.init_options, task.flow_file.parent)
-        argv = [flow_facts.DEFAULTS, *(a for n in req.names for a in ("--parameter", n))]
+        argv = [
+            flow_facts.DEFAULTS,
+            *(a for n in req.names for a in ("--parameter", n)),
+        ]
         return await self._flow_facts(task, argv)
 
     @activity.defn(name="metaflow_facts")
@@ -228,7 +304,11 @@ class MetaflowActivities:
             )
             _, stderr = await process.communicate()
             if process.returncode != 0:
-                tail = stderr.decode("utf-8", "replace").strip().splitlines()[-STDERR_TAIL_LINES:]
+                tail = (
+                    stderr.decode("utf-8", "replace")
+                    .strip()
+                    .splitlines()[-STDERR_TAIL_LINES:]
+                )
                 raise FlowLoadError(
                     f"Metaflow could not load {task.flow_arg} (exit code "
                     f"{process.returncode}):\n" + "\n".join(tail)
@@ -243,6 +323,7 @@ class MetaflowActivities:
                 [*argv, "--output", str(output)],
                 launcher=self.compensation_launcher,
                 program=FLOW_FACTS_PROGRAM,
+                records_done=False,
             )
             return json.loads(await asyncio.to_thread(output.read_text))
 
@@ -311,11 +392,19 @@ class MetaflowActivities:
         *,
         launcher: Launcher | None = None,
         program: Sequence[str] = (),
+        records_done: bool = True,
+        retried_by_temporal: bool = False,
     ) -> None:
         """Run ``[program] flow.py <top> <command>``, save its logs, raise if it
-        failed; a task killed by cancellation is recorded as a failed attempt."""
+        failed. A Metaflow task (``records_done``) keeps an attempt lease while it
+        runs, and succeeds only if Metaflow recorded this attempt as done; one killed
+        by cancellation is recorded as a failed attempt. A failure is retried by the
+        workflow, or by Temporal if ``retried_by_temporal``."""
         self._emit(task, "started")
         began = time.monotonic()
+        leases = task.leases() if records_done else None
+        if leases is not None:
+            await asyncio.to_thread(leases.write, task.attempt, RUNNING)
         with self._scratch_files("stdout", "stderr") as (out, err):
             logs = {"stdout": out, "stderr": err}
             try:
@@ -325,28 +414,29 @@ class MetaflowActivities:
                     cwd=task.workdir,
                     stdout_log=logs["stdout"],
                     stderr_log=logs["stderr"],
-                    heartbeat=activity.heartbeat,
+                    heartbeat=_Heartbeat(leases, task.attempt),
                     on_line=self._output(task) if self.task_output else None,
                 )
             except BaseException as exc:
                 seconds = time.monotonic() - began
                 self._emit(task, "failed", seconds=seconds, error=type(exc).__name__)
-                if task.step != "_parameters":
+                if leases is not None:
                     await asyncio.shield(asyncio.to_thread(task.record_killed, logs))
                 raise
             if task.step != "_parameters":
                 await asyncio.to_thread(task.save_logs, logs)
+            if leases is not None:
+                await asyncio.to_thread(leases.write, task.attempt, ENDED, code)
             seconds = time.monotonic() - began
+            if code == 0 and leases is not None:
+                if not await asyncio.to_thread(task.is_done, task.attempt):
+                    self._emit(task, "failed", seconds=seconds, exit_code=code)
+                    raise _not_recorded(task)
             if code == 0:
                 self._emit(task, "finished", seconds=seconds)
                 return
             self._emit(task, "failed", seconds=seconds, exit_code=code)
-            raise ApplicationError(
-                f"Metaflow task {task.pathspec} (attempt {task.attempt}) failed "
-                f"with exit code {code}\n" + _tail(logs["stderr"]),
-                {"pathspec": task.pathspec, "attempt": task.attempt, "exit_code": code},
-                type=FAILURE_TYPE,
-            )
+            raise task.failure(code, _tail(logs["stderr"]), not retried_by_temporal)
 
     @contextmanager
     def _scratch_files(self, *suffixes: str) -> Iterator[list[Path]]:
@@ -415,15 +505,26 @@ class _Task:
         return f"{self.flow.name}/{self.path}"
 
     def is_done(self, attempt: int | None = None) -> bool:
-        """Whether ``attempt`` (by default: some attempt) of this task completed
-        (its done marker exists)."""
+        """Whether ``attempt`` (by default: the latest attempt) of this task
+        completed: Metaflow wrote its done marker."""
+        if attempt is not None:
+            return self._has_file(TaskDataStore.METADATA_DONE_SUFFIX, attempt)
         try:
-            self.store.get_task_datastore(
-                self.run_id, self.step, self.task_id, attempt=attempt
-            )
+            self.store.get_task_datastore(self.run_id, self.step, self.task_id)
         except DataException:
             return False
         return True
+
+    def started(self) -> bool:
+        """Whether Metaflow started this attempt (its ``attempt.json`` exists)."""
+        return self._has_file(TaskDataStore.METADATA_ATTEMPT_SUFFIX, self.attempt)
+
+    def _has_file(self, suffix: str, attempt: int) -> bool:
+        name = TaskDataStore.metadata_name_for_attempt(suffix, attempt)
+        storage = self.store._storage_impl
+        return bool(
+            storage.is_file([storage.path_join(self.flow.name, self.path, name)])[0]
+        )
 
     def save_logs(self, logs: Mapping[str, Path]) -> None:
         """Store mflog files as this attempt's task logs (like ``mflog.save_logs``)."""
@@ -435,20 +536,48 @@ class _Task:
 
     def config_values(self) -> dict[str, list]:
         """The run's Config values as its ``_parameters`` task stored them."""
-        ds = self.store.get_task_datastore(self.run_id, "_parameters", PARAMETERS_TASK_ID)
+        ds = self.store.get_task_datastore(
+            self.run_id, "_parameters", PARAMETERS_TASK_ID
+        )
         return {c.name: [ds[c.attr], c.plain] for c in self.flow.configs}
 
     def record_killed(self, logs: Mapping[str, Path]) -> None:
-        """Save the logs of an attempt that was killed, and mark it failed (as
-        Metaflow's ``attempt_ok`` metadata) unless it got to record an outcome."""
-        self.save_logs(logs)
-        if self.is_done(self.attempt):
-            return  # it finished after all
+        """Save the logs of an attempt that was killed, close its lease, and mark it
+        failed unless it got to record an outcome."""
+        if self.step != "_parameters":
+            self.save_logs(logs)
+        self.leases().write(self.attempt, ENDED)
+        if not self.is_done(self.attempt):
+            self.record_failed()
+
+    def record_failed(self) -> None:
+        """Mark this attempt failed (Metaflow's ``attempt_ok`` metadata), as
+        Metaflow's runtime records an attempt whose process died."""
         self.metadata().register_metadata(
             self.run_id,
             self.step,
             self.task_id,
             [attempt_status(self.attempt, False)],
+        )
+
+    def leases(self) -> Leases:
+        return Leases(self.store, self.run_id, self.step, self.task_id)
+
+    def failure(
+        self, exit_code: int, stderr_tail: str, non_retryable: bool = True
+    ) -> ApplicationError:
+        """This attempt's user-code failure; a step's is counted against @retry by
+        the workflow, which starts the next attempt (Temporal does not retry it)."""
+        return ApplicationError(
+            f"Metaflow task {self.pathspec} (attempt {self.attempt}) failed "
+            f"with exit code {exit_code}\n" + stderr_tail,
+            {
+                "pathspec": self.pathspec,
+                "attempt": self.attempt,
+                "exit_code": exit_code,
+            },
+            type=TASK_FAILED,
+            non_retryable=non_retryable,
         )
 
     def metadata(self):
@@ -477,6 +606,37 @@ class _Task:
             int(ds["_foreach_num_splits"]) if num_splits else None,
             ds["_transition"][0][0] if transition else None,
         )
+
+
+class _Heartbeat:
+    """What a launcher calls while a task runs: Temporal's heartbeat, and every
+    ``LEASE_REFRESH_SECONDS`` a refresh of the attempt's lease (in a thread)."""
+
+    def __init__(self, leases: Leases | None, attempt: int):
+        self.leases, self.attempt = leases, attempt
+        self.refreshed = time.monotonic()
+
+    def __call__(self) -> None:
+        activity.heartbeat()
+        now = time.monotonic()
+        if self.leases is not None and now - self.refreshed >= LEASE_REFRESH_SECONDS:
+            self.refreshed = now
+            asyncio.get_running_loop().run_in_executor(
+                None, self.leases.write, self.attempt, RUNNING
+            )
+
+
+def _not_recorded(task: _Task) -> ApplicationError:
+    """A task that exited 0 without Metaflow's record that it completed."""
+    return ApplicationError(
+        f"Metaflow task {task.pathspec} (attempt {task.attempt}) exited with code 0 "
+        "but Metaflow recorded no completion for it: the command did not run this "
+        f"task of flow {task.flow.name} (is {task.flow_arg} the file that defines "
+        "it, and does it run the flow under `if __name__ == '__main__':`?)",
+        {"pathspec": task.pathspec, "attempt": task.attempt},
+        type=TASK_NOT_RECORDED,
+        non_retryable=True,
+    )
 
 
 def top_level_options(

@@ -44,6 +44,8 @@ import threading  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
 
+from mf_temporal_codegen.runtime.lifetime import die_with_parent  # noqa: E402
+
 # What a `step` or `init` command imports beyond `import metaflow`, minus the modules
 # whose import depends on the flow class (`metaflow.cli` and the commands it loads
 # lazily: `add_decorator_options` and `add_custom_parameters` read the flow at import).
@@ -299,6 +301,7 @@ class Server:
 
     def __init__(self, listener: socket.socket, probe: Probe):
         self.listener, self.probe = listener, probe
+        self.pid = os.getpid()
         self.children: dict[int, socket.socket] = {}
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
@@ -315,7 +318,12 @@ class Server:
         while self.running:
             for key, _ in self.selector.select():
                 key.data()
-        # Still-running children keep going, like orphaned subprocesses would.
+        # The worker is gone (or closed us): so are its tasks.
+        for pid in self.children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def check_worker(self) -> None:
         if not os.read(0, 4096):
@@ -375,6 +383,7 @@ class Server:
         """In the child: drop the server's state, become the task, never return."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        die_with_parent(self.pid)
         os.setsid()
         self.selector.close()
         self.listener.close()

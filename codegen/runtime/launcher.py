@@ -10,6 +10,7 @@ interpreter per task, exactly like Metaflow's orchestrators.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import decorate
+
+from .lifetime import die_with_parent
 
 HEARTBEAT_SECONDS = 1.0
 # Seconds a task gets between SIGTERM and SIGKILL when it is cancelled.
@@ -56,10 +59,24 @@ class Launcher:
         proc = await self.spawn(argv, env, cwd)
         pumps = [
             asyncio.create_task(
-                _pump(proc.stdout, stdout_log, sys.stdout.buffer, on_line, "stdout", proc.pid)
+                _pump(
+                    proc.stdout,
+                    stdout_log,
+                    sys.stdout.buffer,
+                    on_line,
+                    "stdout",
+                    proc.pid,
+                )
             ),
             asyncio.create_task(
-                _pump(proc.stderr, stderr_log, sys.stderr.buffer, on_line, "stderr", proc.pid)
+                _pump(
+                    proc.stderr,
+                    stderr_log,
+                    sys.stderr.buffer,
+                    on_line,
+                    "stderr",
+                    proc.pid,
+                )
             ),
         ]
         try:
@@ -98,6 +115,7 @@ class SubprocessLauncher(Launcher):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
 
 

@@ -28,7 +28,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from ..contract import COMPENSATE_WORKFLOW_SUFFIX, LOOP_WORKFLOW_SUFFIX, MAX_ATTEMPTS
+from ..contract import (
+    COMPENSATE_WORKFLOW_SUFFIX,
+    LOOP_WORKFLOW_SUFFIX,
+    MAX_ATTEMPTS,
+    TASK_FAILED,
+)
 from .payloads import (
     PARAMETERS_TASK_ID,
     CompensateRequest,
@@ -65,6 +70,9 @@ MAX_NUM_SPLITS = 10000
 # History length at which a loop hands over to a child workflow / continues as new.
 LOOP_HISTORY_LIMIT = 8000
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Pauses before Temporal runs a lost attempt again: from this, doubling up to the max.
+LOST_RETRY_INTERVAL = timedelta(seconds=1)
+LOST_RETRY_MAX_INTERVAL = timedelta(seconds=10)
 # Outer deadline for a step without @timeout.
 DEFAULT_STEP_TIMEOUT = timedelta(days=7)
 # Attempts of one compensation (each a Metaflow attempt of its task), its deadline.
@@ -98,10 +106,6 @@ class StepSpec:
     # retries, timeout and env are evaluated by Metaflow when each run starts (they
     # depend on config_expr values or on decorators a mutator may add)
     from_metaflow: bool = False
-
-    @property
-    def max_attempts(self) -> int:
-        return min(self.retries + self.error_retries + 1, MAX_ATTEMPTS)
 
 
 @dataclass(frozen=True)
@@ -338,54 +342,71 @@ class Run:
         """Run one Metaflow task of ``spec`` with ``inputs`` and wait for it; the
         step's compensation (if any) is registered before the task starts."""
         spec = self.info.resolve(spec)
-        iteration = next(
-            (t.iteration + 1 for t in inputs if t.step == spec.name), 0
-        )
+        iteration = next((t.iteration + 1 for t in inputs if t.step == spec.name), 0)
         tid = task_id(spec.name, self.scope, iteration)
         if spec.compensation:
             self.undo.append(Undo(spec.compensation, spec.name, tid, inputs[0].path))
-        request = StepRequest(
-            flow=self.info.flow,
-            run_id=self.info.run_id,
-            step=spec.name,
-            task_id=tid,
-            # compacted for wide joins: payloads stay far below 512 KB
-            input_paths=compact_paths([t.path for t in inputs]),
-            split_index=split_index,
-            max_user_code_retries=spec.retries,
-            env=spec.env,
-            timeout_seconds=spec.timeout_seconds,
-            tags=self.info.tags,
-            read_num_splits=spec.foreach,
-            read_transition=spec.switch,
-        )
         timeout = (
             timedelta(seconds=spec.timeout_seconds + 60)
             if spec.timeout_seconds
             else DEFAULT_STEP_TIMEOUT
         )
-        try:
-            result: TaskResult = await workflow.execute_activity(
-                "metaflow_step",
-                request,
-                result_type=TaskResult,
-                activity_id=f"{spec.name}/{tid}",
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    maximum_attempts=spec.max_attempts,
-                    initial_interval=timedelta(seconds=max(spec.retry_delay_seconds, 1)),
-                    backoff_coefficient=1.0,
-                ),
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        # One activity per user-code attempt; Temporal retries an activity only when
+        # its attempt was lost (worker gone, shutdown, outage), within MAX_ATTEMPTS.
+        attempt, lost, failures = 0, 0, 0
+        while True:
+            request = StepRequest(
+                flow=self.info.flow,
+                run_id=self.info.run_id,
+                step=spec.name,
+                task_id=tid,
+                # compacted for wide joins: payloads stay far below 512 KB
+                input_paths=compact_paths([t.path for t in inputs]),
+                split_index=split_index,
+                max_user_code_retries=spec.retries,
+                first_attempt=attempt,
+                lost_attempts=lost,
+                env=spec.env,
+                timeout_seconds=spec.timeout_seconds,
+                tags=self.info.tags,
+                read_num_splits=spec.foreach,
+                read_transition=spec.switch,
             )
-        except ActivityError as err:
-            raise StepFailed(
-                f"step {spec.name} failed (task {self.info.flow.name}/{self.info.run_id}/"
-                f"{spec.name}/{tid}): {_cause(err)}",
-                type="MetaflowStepFailed",
-                non_retryable=True,
-            ) from err
+            try:
+                result: TaskResult = await workflow.execute_activity(
+                    "metaflow_step",
+                    request,
+                    result_type=TaskResult,
+                    activity_id=f"{spec.name}/{tid}"
+                    + (f"/attempt-{attempt}" if attempt else ""),
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=MAX_ATTEMPTS - attempt,
+                        initial_interval=LOST_RETRY_INTERVAL,
+                        maximum_interval=LOST_RETRY_MAX_INTERVAL,
+                    ),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                break
+            except ActivityError as err:
+                failed = _failed_attempt(err)
+                failures += 1
+                if (
+                    failed is None
+                    or failures > spec.retries + spec.error_retries
+                    or failed + 1 >= MAX_ATTEMPTS
+                ):
+                    raise StepFailed(
+                        f"step {spec.name} failed (task {self.info.flow.name}/"
+                        f"{self.info.run_id}/{spec.name}/{tid}): {_cause(err)}",
+                        type="MetaflowStepFailed",
+                        non_retryable=True,
+                    ) from err
+            lost += failed - attempt
+            attempt = failed + 1
+            if spec.retry_delay_seconds:  # @retry(minutes_between_retries=)
+                await workflow.sleep(spec.retry_delay_seconds)
         self.shared.count(spec.name)
         return Task(
             step=spec.name,
@@ -445,7 +466,9 @@ class Run:
         if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
             self.shared.reserve(inline)
             try:
-                return await self.run_splits(parent, body, 0, width, self.info.max_workers)
+                return await self.run_splits(
+                    parent, body, 0, width, self.info.max_workers
+                )
             finally:
                 self.shared.release(inline)
         size = max(1, self.info.chunk_activity_limit // body_steps)
@@ -457,7 +480,15 @@ class Run:
                 stop = min(start + size, width)
                 return await workflow.execute_child_workflow(
                     chunk_workflow,
-                    Chunk(self.info, self.scope, parent, start, stop, per_child, body_steps),
+                    Chunk(
+                        self.info,
+                        self.scope,
+                        parent,
+                        start,
+                        stop,
+                        per_child,
+                        body_steps,
+                    ),
                     id=f"{workflow.info().workflow_id}/{parent.step}/{parent.task_id}/{start}-{stop}",
                     result_type=ChunkResult,
                 )
@@ -564,6 +595,17 @@ def _history_is_long(info: RunInfo) -> bool:
         now.is_continue_as_new_suggested()
         or now.get_current_history_length() >= info.loop_history_limit
     )
+
+
+def _failed_attempt(err: ActivityError) -> int | None:
+    """The Metaflow attempt whose user code failed, or None when the activity
+    failed otherwise (attempts used up, not recorded, timed out)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == TASK_FAILED:
+        details = cause.details[0] if cause.details else {}
+        if isinstance(details, dict) and isinstance(details.get("attempt"), int):
+            return details["attempt"]
+    return None
 
 
 def _cause(err: BaseException) -> str:
@@ -762,7 +804,9 @@ async def run_loop(loop: Loop) -> LoopResult:
 
 async def run_compensations(unwind: Unwind) -> list[str]:
     """Body of a compensation child workflow: undo ``unwind.undo`` last first."""
-    return [await _compensate_one(unwind.info, entry) for entry in reversed(unwind.undo)]
+    return [
+        await _compensate_one(unwind.info, entry) for entry in reversed(unwind.undo)
+    ]
 
 
 def unknown_branch(task: Task) -> ApplicationError:

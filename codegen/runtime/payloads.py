@@ -103,7 +103,14 @@ class StepRequest:
     # join one entry in Metaflow's ``compress_list`` form (see ``compact_paths``).
     input_paths: tuple[str, ...]
     split_index: int | None = None
+    # @retry(times=) of the step: user-code failures it may still retry
     max_user_code_retries: int = 0
+    # The Metaflow attempt this activity's first try runs (attempts end by a user-code
+    # failure, each followed by a new activity, or are lost with their worker, each
+    # followed by Temporal's retry of the same activity), and how many of the
+    # attempts before it were lost: those do not count against @retry.
+    first_attempt: int = 0
+    lost_attempts: int = 0
     # Environment variables from @environment, applied by the orchestrator.
     env: dict[str, str] = field(default_factory=dict)
     # @timeout of the step in seconds (Metaflow enforces it too); 0 = none.

@@ -9,6 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen.runtime.payloads import (
@@ -54,19 +55,31 @@ class LinearFlowWorkflow:
         )
         tasks = {}
         for step, retries in (("start", 0), ("middle", 2), ("end", 0)):
-            result = await workflow.execute_activity(
-                "metaflow_step",
-                StepRequest(
-                    FLOW, run_id, step, step, (path,), max_user_code_retries=retries
-                ),
-                result_type=TaskResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    maximum_attempts=retries + 1,
-                    initial_interval=timedelta(seconds=0.1),
-                ),
-            )
+            # a user-code failure is not retried by Temporal: the workflow starts
+            # the next Metaflow attempt as a new activity
+            for attempt in range(retries + 1):
+                try:
+                    result = await workflow.execute_activity(
+                        "metaflow_step",
+                        StepRequest(
+                            FLOW,
+                            run_id,
+                            step,
+                            step,
+                            (path,),
+                            max_user_code_retries=retries,
+                            first_attempt=attempt,
+                        ),
+                        result_type=TaskResult,
+                        activity_id=f"{step}/{attempt}",
+                        start_to_close_timeout=timedelta(minutes=2),
+                        heartbeat_timeout=timedelta(seconds=30),
+                        retry_policy=RetryPolicy(maximum_attempts=2),
+                    )
+                    break
+                except ActivityError:
+                    if attempt == retries:
+                        raise
             path = tasks[step] = result.path
         return LinearFlowResult(run_id, f"{FLOW.name}/{run_id}", tasks)
 
