@@ -206,7 +206,7 @@ class MetaflowActivities:
     async def _settle_lost(self, task: _Task, first_attempt: int) -> bool:
         """Find the attempt a lost try of this activity ran (the last with a lease),
         wait until it is not alive, and set ``task.attempt`` to this try's attempt.
-        True when the lost attempt completed after all (``task`` is then that
+        True when the lost attempt succeeded after all (``task`` is then that
         attempt); a user-code failure it ran into is raised as such; else it is
         recorded failed, unless it never got to start (its number is reused)."""
         leases = task.leases()
@@ -219,9 +219,10 @@ class MetaflowActivities:
         lease = await self._wait_gone(leases, previous)
         task.attempt = previous
         if await asyncio.to_thread(task.is_done, previous):
-            return True
-        if lease.state == ENDED and (lease.exit_code or 0) > 0:
-            raise task.failure(lease.exit_code, "")
+            # (Metaflow marks failed attempts done too)
+            if await asyncio.to_thread(task.succeeded):
+                return True
+            raise task.failure(lease.exit_code or 1, "(its report was lost)")
         if not await asyncio.to_thread(task.started):
             return False
         if lease.state != ENDED:
@@ -514,6 +515,13 @@ class _Task:
         except DataException:
             return False
         return True
+
+    def succeeded(self) -> bool:
+        """Whether this attempt's user code succeeded (Metaflow's ``_success``)."""
+        ds = self.store.get_task_datastore(
+            self.run_id, self.step, self.task_id, attempt=self.attempt
+        )
+        return bool(ds["_success"])
 
     def started(self) -> bool:
         """Whether Metaflow started this attempt (its ``attempt.json`` exists)."""
