@@ -68,7 +68,7 @@ from mf_temporal_codegen.pipeline import generate_to_dir
 from mf_temporal_codegen.runtime.devserver import dev_server
 from mf_temporal_codegen.runtime.forkserver import ForkServerLauncher
 from mf_temporal_codegen.runtime.launcher import Launcher
-from mf_temporal_codegen.runtime.orchestration import RunOptions
+from mf_temporal_codegen.runtime.specs import RunOptions
 from mf_temporal_codegen.runtime.worker import (
     make_launcher,
     running_worker,

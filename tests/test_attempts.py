@@ -25,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from mf_temporal_codegen.contract import MAX_ATTEMPTS, TASK_FAILED, TASK_NOT_RECORDED
-from mf_temporal_codegen.runtime import orchestration
+from mf_temporal_codegen.runtime import scope
 from mf_temporal_codegen.runtime.activities import MetaflowActivities
 from mf_temporal_codegen.runtime.attempts import (
     ENDED,
@@ -111,10 +111,10 @@ def _run(temporal_env, module, script: Script):
 @pytest.fixture
 def fast_lost_retries(monkeypatch):
     monkeypatch.setattr(
-        orchestration, "LOST_RETRY_INTERVAL", timedelta(milliseconds=100)
+        scope, "LOST_RETRY_INTERVAL", timedelta(milliseconds=100)
     )
     monkeypatch.setattr(
-        orchestration, "LOST_RETRY_MAX_INTERVAL", timedelta(milliseconds=100)
+        scope, "LOST_RETRY_MAX_INTERVAL", timedelta(milliseconds=100)
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from e2e import artifacts_by_step, load_module, run_locally, run_on_temporal
 from helpers import ROOT
 
-from mf_temporal_codegen.runtime import orchestration as orch
+from mf_temporal_codegen.runtime import specs as orch
 from mf_temporal_codegen.runtime.module_check import problems
 from mf_temporal_codegen.runtime.worker import StaleModule, check_flow, deployment_of
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mf_temporal_codegen.runtime.orchestration import shielded, task_id
+from mf_temporal_codegen.runtime.fanout import shielded
+from mf_temporal_codegen.runtime.specs import task_id
 
 
 def test_shielded_survives_repeated_cancellation():

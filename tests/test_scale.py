@@ -22,7 +22,7 @@ from metaflow.util import compress_list, decompress_list
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.worker import Replayer
 
-from mf_temporal_codegen.runtime import orchestration
+from mf_temporal_codegen.runtime import scope
 from mf_temporal_codegen.runtime.payloads import COMPACT_INPUTS_FROM, compact_paths
 from mf_temporal_codegen.runtime.worker import main, running_worker
 
@@ -137,7 +137,7 @@ def test_fan_outs_that_overflow_the_history_budget_run_as_children(
     """Each inner foreach is narrow, but the sibling splits' ones run at once: those
     that do not fit the history's event budget go to chunk child workflows."""
     budget = 150
-    monkeypatch.setattr(orchestration, "HISTORY_EVENT_BUDGET", budget)
+    monkeypatch.setattr(scope, "HISTORY_EVENT_BUDGET", budget)
     flow = EXAMPLES / "nested_foreach.py"
     local = run_locally(flow)
     module = load_module(flow, tmp_path / "out")

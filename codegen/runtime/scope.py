@@ -1,0 +1,392 @@
+"""One scope of a run (the whole flow, a branch, a foreach split): running its steps,
+its fan-outs and loops, and the compensations registered in it.
+
+Compensations: each ``Run`` is one scope with a stack of registered compensations.
+``Run.step`` registers a step's compensation just before its task starts. A scope
+that finishes hands its stack to the scope that opened it (branches in the order they
+were started, splits in split order), so a later failure there undoes it too; a scope
+that fails or is cancelled undoes its own stack (``Run.compensate``: last first, each
+compensation isolated, shielded from further cancellation) before the error travels
+on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+from ..contract import (
+    COMPENSATE_WORKFLOW_SUFFIX,
+    LOOP_WORKFLOW_SUFFIX,
+    MAX_ATTEMPTS,
+    TASK_FAILED,
+)
+from .fanout import gather_or_cancel, shielded, succeeded
+from .limits import (
+    CHILD_PARALLELISM,
+    DEFAULT_STEP_TIMEOUT,
+    EVENTS_PER_ACTIVITY,
+    HEARTBEAT_TIMEOUT,
+    HISTORY_EVENT_BUDGET,
+    INLINE_COMPENSATION_LIMIT,
+    LOST_RETRY_INTERVAL,
+    LOST_RETRY_MAX_INTERVAL,
+)
+from .payloads import (
+    PARAMETERS_TASK_ID,
+    InitRequest,
+    StepRequest,
+    TaskResult,
+    Undo,
+    compact_paths,
+)
+from .specs import (
+    Body,
+    Branch,
+    Chunk,
+    ChunkResult,
+    Loop,
+    LoopResult,
+    RunInfo,
+    StepFailed,
+    StepSpec,
+    Task,
+    Unwind,
+    task_id,
+)
+from .unwind import cause_of, compensate_one
+
+
+class _Shared:
+    """What every scope of one workflow execution (one history) shares: task counts
+    per step, the outcome of every compensation that ran, and the history events
+    that the inline fan-outs still running will add."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.undone: list[str] = []
+        self.reserved_events = 0
+
+    def count(self, step: str, n: int = 1) -> None:
+        self.counts[step] = self.counts.get(step, 0) + n
+
+    def fits(self, activities: int) -> bool:
+        """Whether ``activities`` more fit in this history's event budget."""
+        used = workflow.info().get_current_history_length() + self.reserved_events
+        return used + activities * EVENTS_PER_ACTIVITY <= HISTORY_EVENT_BUDGET
+
+    def reserve(self, activities: int) -> None:
+        """Hold the events of an inline fan-out of ``activities`` until it ends."""
+        self.reserved_events += activities * EVENTS_PER_ACTIVITY
+
+    def release(self, activities: int) -> None:
+        """A finished inline fan-out's events are in the history length now."""
+        self.reserved_events -= activities * EVENTS_PER_ACTIVITY
+
+
+class Run:
+    """A run of the flow seen from one scope (the top level, a branch, a foreach
+    split); it holds the compensations registered in that scope."""
+
+    def __init__(
+        self,
+        info: RunInfo,
+        scope: tuple[str, ...] = (),
+        shared: _Shared | None = None,
+        undo: Sequence[Undo] = (),
+    ):
+        self.info = info
+        self.scope = scope
+        self.shared = _Shared() if shared is None else shared
+        self.undo: list[Undo] = list(undo)
+
+    @property
+    def parameters(self) -> Task:
+        """The run's ``_parameters`` task (the start step's input)."""
+        return Task(
+            "_parameters",
+            PARAMETERS_TASK_ID,
+            f"{self.info.run_id}/_parameters/{PARAMETERS_TASK_ID}",
+        )
+
+    def child(self, index: int) -> "Run":
+        """The scope of split ``index`` of a foreach opened in this scope."""
+        return Run(self.info, self.scope + (str(index),), self.shared)
+
+    def branch(self) -> "Run":
+        """The scope of one branch of a static split opened in this scope."""
+        return Run(self.info, self.scope, self.shared)
+
+    async def init(self, parameters: dict[str, str]) -> Task:
+        """Create the run's ``_parameters`` task (Metaflow's ``init``), once."""
+        request = InitRequest(
+            flow=self.info.flow,
+            run_id=self.info.run_id,
+            task_id=self.parameters.task_id,
+            parameters=parameters,
+            tags=self.info.tags,
+        )
+        await workflow.execute_activity(
+            "metaflow_init",
+            request,
+            activity_id="_parameters/" + request.task_id,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        return self.parameters
+
+    async def step(
+        self, spec: StepSpec, inputs: Sequence[Task], *, split_index: int | None = None
+    ) -> Task:
+        """Run one Metaflow task of ``spec`` with ``inputs`` and wait for it; the
+        step's compensation (if any) is registered before the task starts."""
+        spec = self.info.resolve(spec)
+        iteration = next((t.iteration + 1 for t in inputs if t.step == spec.name), 0)
+        tid = task_id(spec.name, self.scope, iteration)
+        if spec.compensation:
+            self.undo.append(Undo(spec.compensation, spec.name, tid, inputs[0].path))
+        timeout = (
+            timedelta(seconds=spec.timeout_seconds + 60)
+            if spec.timeout_seconds
+            else DEFAULT_STEP_TIMEOUT
+        )
+        # One activity per user-code attempt; Temporal retries an activity only when
+        # its attempt was lost (worker gone, shutdown, outage), within MAX_ATTEMPTS.
+        attempt, lost, failures = 0, 0, 0
+        while True:
+            request = StepRequest(
+                flow=self.info.flow,
+                run_id=self.info.run_id,
+                step=spec.name,
+                task_id=tid,
+                # compacted for wide joins: payloads stay far below 512 KB
+                input_paths=compact_paths([t.path for t in inputs]),
+                split_index=split_index,
+                max_user_code_retries=spec.retries,
+                first_attempt=attempt,
+                lost_attempts=lost,
+                env=spec.env,
+                timeout_seconds=spec.timeout_seconds,
+                tags=self.info.tags,
+                read_num_splits=spec.foreach,
+                read_transition=spec.switch,
+            )
+            try:
+                result: TaskResult = await workflow.execute_activity(
+                    "metaflow_step",
+                    request,
+                    result_type=TaskResult,
+                    activity_id=f"{spec.name}/{tid}"
+                    + (f"/attempt-{attempt}" if attempt else ""),
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=MAX_ATTEMPTS - attempt,
+                        initial_interval=LOST_RETRY_INTERVAL,
+                        maximum_interval=LOST_RETRY_MAX_INTERVAL,
+                    ),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                break
+            except ActivityError as err:
+                failed = _failed_attempt(err)
+                failures += 1
+                if (
+                    failed is None
+                    or failures > spec.retries + spec.error_retries
+                    or failed + 1 >= MAX_ATTEMPTS
+                ):
+                    raise StepFailed(
+                        f"step {spec.name} failed (task {self.info.flow.name}/"
+                        f"{self.info.run_id}/{spec.name}/{tid}): {cause_of(err)}",
+                        type="MetaflowStepFailed",
+                        non_retryable=True,
+                    ) from err
+            lost += failed - attempt
+            attempt = failed + 1
+            if spec.retry_delay_seconds:  # @retry(minutes_between_retries=)
+                await workflow.sleep(spec.retry_delay_seconds)
+        self.shared.count(spec.name)
+        return Task(
+            step=spec.name,
+            task_id=tid,
+            path=result.path,
+            scope=self.scope,
+            iteration=iteration,
+            num_splits=result.num_splits,
+            next_step=result.next_step,
+        )
+
+    async def iterate(self, spec: StepSpec, task: Task) -> Task:
+        """Run the switch ``spec`` again after it chose itself. Once this workflow's
+        history is long, the rest of the loop runs in a child workflow that
+        continues as new whenever its own history grows long."""
+        if not history_is_long(self.info):
+            return await self.step(spec, [task])
+        try:
+            result: LoopResult = await workflow.execute_child_workflow(
+                self.info.flow.name + LOOP_WORKFLOW_SUFFIX,
+                Loop(self.info, self.scope, spec, task),
+                id=f"{workflow.info().workflow_id}/{spec.name}/{task.task_id}/loop",
+                result_type=LoopResult,
+            )
+        except ChildWorkflowError as err:
+            raise _unwrap_child(err) from err
+        self.undo.extend(result.undo)
+        self.shared.count(spec.name, result.ran)
+        return result.task
+
+    async def parallel(self, parent: Task, *branches: Branch) -> list[Task]:
+        """Run the branches of a static split (each its own scope); the first
+        failure cancels the rest. Finished branches hand over their compensations."""
+        scopes = [self.branch() for _ in branches]
+        futures = [
+            asyncio.ensure_future(branch(scope, parent))
+            for branch, scope in zip(branches, scopes)
+        ]
+        try:
+            return await gather_or_cancel(futures)
+        finally:
+            self._adopt(zip(futures, (s.undo for s in scopes)))
+
+    async def foreach(
+        self, parent: Task, body: Body, *, chunk_workflow: str, body_steps: int
+    ) -> list[Task]:
+        """Run ``body`` once per split of the foreach ``parent`` opened; split order."""
+        width = parent.num_splits or 0
+        if width > self.info.max_num_splits:
+            raise ApplicationError(
+                f"foreach in step {parent.step} has {width} splits, more than "
+                f"--max-num-splits {self.info.max_num_splits}",
+                type="MetaflowTooManySplits",
+                non_retryable=True,
+            )
+        inline = width * body_steps
+        if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
+            self.shared.reserve(inline)
+            try:
+                return await self.run_splits(
+                    parent, body, 0, width, self.info.max_workers
+                )
+            finally:
+                self.shared.release(inline)
+        size = max(1, self.info.chunk_activity_limit // body_steps)
+        per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
+        limit = asyncio.Semaphore(CHILD_PARALLELISM)
+
+        async def chunk(start: int) -> ChunkResult:
+            async with limit:
+                stop = min(start + size, width)
+                return await workflow.execute_child_workflow(
+                    chunk_workflow,
+                    Chunk(
+                        self.info,
+                        self.scope,
+                        parent,
+                        start,
+                        stop,
+                        per_child,
+                        body_steps,
+                    ),
+                    id=f"{workflow.info().workflow_id}/{parent.step}/{parent.task_id}/{start}-{stop}",
+                    result_type=ChunkResult,
+                )
+
+        futures = [asyncio.ensure_future(chunk(s)) for s in range(0, width, size)]
+        try:
+            chunks = await gather_or_cancel(futures)
+        except ChildWorkflowError as err:
+            raise _unwrap_child(err) from err
+        finally:
+            # finished chunks hand over their compensations, in chunk order
+            for future in filter(succeeded, futures):
+                self.undo.extend(future.result().undo)
+        tasks = [t for part in chunks for t in part.tasks]
+        for t in tasks:
+            self.shared.count(t.step)
+        return tasks
+
+    async def run_splits(
+        self, parent: Task, body: Body, start: int, stop: int, limit: int
+    ) -> list[Task]:
+        """Run splits [start, stop) of a foreach, at most ``limit`` at once."""
+        gate = asyncio.Semaphore(max(1, min(limit, 500)))
+        scopes = [self.child(i) for i in range(start, stop)]
+
+        async def one(scope: Run, index: int) -> Task:
+            async with gate:
+                return await body(scope, parent, index)
+
+        futures = [
+            asyncio.ensure_future(one(scope, i))
+            for i, scope in zip(range(start, stop), scopes)
+        ]
+        try:
+            return await gather_or_cancel(futures)
+        finally:
+            self._adopt(zip(futures, (s.undo for s in scopes)))
+
+    def _adopt(self, finished) -> None:
+        """Take over the compensations of sub-scopes that finished successfully,
+        in the given (fixed) order; failed or cancelled ones undid their own."""
+        for future, undo in finished:
+            if succeeded(future):
+                self.undo.extend(undo)
+
+    async def compensate(self) -> None:
+        """Undo this scope: run its registered compensations last first, each
+        isolated (a failing one is recorded and the others still run), shielded
+        from cancellation. The caller re-raises the error that got it here."""
+        undo, self.undo = self.undo, []
+        if undo:
+            await shielded(self._unwind(undo))
+
+    async def _unwind(self, undo: list[Undo]) -> None:
+        if len(undo) <= INLINE_COMPENSATION_LIMIT and self.shared.fits(len(undo)):
+            for entry in reversed(undo):
+                self.shared.undone.append(await compensate_one(self.info, entry))
+            return
+        size = self.info.chunk_activity_limit
+        starts = range(0, len(undo), size)
+        for start in reversed(starts):
+            part = undo[start : start + size]
+            outcomes: list[str] = await workflow.execute_child_workflow(
+                self.info.flow.name + COMPENSATE_WORKFLOW_SUFFIX,
+                Unwind(self.info, part),
+                id=f"{workflow.info().workflow_id}/_compensate/{part[-1].step}/"
+                f"{part[-1].task_id}-{len(part)}",
+                result_type=list[str],
+            )
+            self.shared.undone.extend(outcomes)
+
+
+def history_is_long(info: RunInfo) -> bool:
+    now = workflow.info()
+    return (
+        now.is_continue_as_new_suggested()
+        or now.get_current_history_length() >= info.loop_history_limit
+    )
+
+
+def _failed_attempt(err: ActivityError) -> int | None:
+    """The Metaflow attempt whose user code failed, or None when the activity
+    failed otherwise (attempts used up, not recorded, timed out)."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == TASK_FAILED:
+        details = cause.details[0] if cause.details else {}
+        if isinstance(details, dict) and isinstance(details.get("attempt"), int):
+            return details["attempt"]
+    return None
+
+
+def _unwrap_child(err: ChildWorkflowError) -> BaseException:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return StepFailed(cause.message, type=cause.type, non_retryable=True)
+    return err

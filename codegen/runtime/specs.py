@@ -1,0 +1,208 @@
+"""What the workflow side passes around: step specs, finished tasks, run settings, and
+the inputs and results of the child workflows (chunks, loops, unwinds)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from temporalio.exceptions import ApplicationError
+
+from .limits import (
+    CHUNK_ACTIVITY_LIMIT,
+    INLINE_ACTIVITY_LIMIT,
+    LOOP_HISTORY_LIMIT,
+    MAX_NUM_SPLITS,
+)
+from .payloads import FlowRef, StepFacts, Undo
+
+if TYPE_CHECKING:
+    from .scope import Run
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What the workflow needs to know about one step to run it."""
+
+    name: str
+    # foreach: read the width; switch: read the chosen step.
+    foreach: bool = False
+    switch: bool = False
+    # user-code retries (@retry(times=)), platform-error retries (@catch adds 3),
+    # and the pause between attempts (@retry(minutes_between_retries=)), as
+    # Metaflow's orchestrators derive them from the step's decorators
+    retries: int = 0
+    error_retries: int = 0
+    retry_delay_seconds: int = 0
+    # @timeout (Metaflow enforces it too; this is the outer deadline).
+    timeout_seconds: int = 0
+    # @environment(vars=)
+    env: dict[str, str] = field(default_factory=dict)
+    # the flow method that undoes this step (@compensate), if any
+    compensation: str | None = None
+    # retries, timeout and env are evaluated by Metaflow when each run starts (they
+    # depend on config_expr values or on decorators a mutator may add)
+    from_metaflow: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    """A finished Metaflow task as the workflow sees it (a reference only)."""
+
+    step: str
+    task_id: str
+    # ``run_id/step/task_id``
+    path: str
+    # foreach indexes and loop markers that make the task id unique
+    scope: tuple[str, ...] = ()
+    iteration: int = 0
+    num_splits: int | None = None
+    next_step: str | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Everything about a run that child workflows need too."""
+
+    flow: FlowRef
+    run_id: str
+    max_workers: int
+    max_num_splits: int = MAX_NUM_SPLITS
+    tags: tuple[str, ...] = ()
+    inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
+    chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
+    # a loop moves on in a child workflow (and that one continues as new) once the
+    # history has this many events, or earlier when Temporal suggests it
+    loop_history_limit: int = LOOP_HISTORY_LIMIT
+    # per step: what Metaflow evaluated when the run started (StepSpec.from_metaflow)
+    facts: dict[str, StepFacts] = field(default_factory=dict)
+
+    def resolve(self, spec: StepSpec) -> StepSpec:
+        """``spec`` with the facts Metaflow evaluated for this run, if it has any."""
+        facts = self.facts.get(spec.name) if spec.from_metaflow else None
+        if facts is None:
+            return spec
+        return dataclasses.replace(
+            spec,
+            retries=facts.retries,
+            error_retries=facts.error_retries,
+            retry_delay_seconds=facts.retry_delay_seconds,
+            timeout_seconds=facts.timeout_seconds,
+            env=dict(facts.env),
+        )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Input of a chunk child workflow: run a foreach body for splits [start, stop)."""
+
+    info: RunInfo
+    scope: tuple[str, ...]
+    parent: Task
+    start: int
+    stop: int
+    max_workers: int
+    # activities per split (what the chunk's fan-out costs its history)
+    body_steps: int = 1
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a chunk child workflow hands back: its tasks in split order and the
+    compensations its finished splits registered (registration order)."""
+
+    tasks: list[Task]
+    undo: list[Undo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Input of a loop child workflow: run ``spec`` again while it chooses itself."""
+
+    info: RunInfo
+    scope: tuple[str, ...]
+    spec: StepSpec
+    task: Task
+    # carried over continue-as-new: compensations registered and tasks run so far
+    undo: list[Undo] = field(default_factory=list)
+    ran: int = 0
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """The loop's last task (it chose another step), what it registered, its count."""
+
+    task: Task
+    undo: list[Undo]
+    ran: int
+
+
+@dataclass(frozen=True)
+class Unwind:
+    """Input of a compensation child workflow: undo ``undo`` last first."""
+
+    info: RunInfo
+    undo: list[Undo]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run settings given when a run is started (the trigger's flags)."""
+
+    # overrides the generated MAX_WORKERS
+    max_workers: int | None = None
+    # added to the generated run tags
+    tags: tuple[str, ...] = ()
+    # Metaflow's --max-num-splits
+    max_num_splits: int = MAX_NUM_SPLITS
+    # foreach fan-outs above this many activities run in chunked child workflows
+    inline_activity_limit: int = INLINE_ACTIVITY_LIMIT
+    # activities per chunk child workflow
+    chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
+    # history events after which a loop moves on in a child workflow
+    loop_history_limit: int = LOOP_HISTORY_LIMIT
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a workflow run."""
+
+    flow: str
+    run_id: str
+    # ``Flow/run_id``: open it with ``metaflow.Run(pathspec)``.
+    pathspec: str
+    status: str
+    # Tasks that ran, per step.
+    tasks: dict[str, int]
+
+
+class StepFailed(ApplicationError):
+    """A Metaflow task failed for good; fails the workflow (non-retryable)."""
+
+
+Body = Callable[["Run", Task, int], Awaitable[Task]]
+
+
+Branch = Callable[["Run", Task], Awaitable[Task]]
+
+
+def task_id(step: str, scope: Sequence[str] = (), iteration: int = 0) -> str:
+    """Deterministic task id, unique within the run and stable across retries:
+    ``<step>`` outside any foreach, ``<step>-<i>-<j>`` inside foreaches (the split
+    index stack), ``<step>-i<k>`` for the k-th iteration of a looping switch
+    (``<step>-<i>-i<k>`` inside a foreach). Never numeric (step names are
+    identifiers) and never contains ``, : ! /``."""
+    parts = [step, *scope] + ([f"i{iteration}"] if iteration else [])
+    return "-".join(parts)
+
+
+def unknown_branch(task: Task) -> ApplicationError:
+    """The error for a switch that chose a step the generated code does not know."""
+    return ApplicationError(
+        f"step {task.step} chose {task.next_step!r}, which is not one of its cases; "
+        "regenerate the workflow from the current flow",
+        type="MetaflowUnknownBranch",
+        non_retryable=True,
+    )
