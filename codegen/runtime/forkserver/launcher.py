@@ -1,7 +1,7 @@
 """Fork-server launcher: each task forks from an interpreter that already imported Metaflow.
 
 A fresh ``python flow.py ...`` spends ~0.3 s CPU importing Metaflow. ``ForkServerLauncher``
-keeps a server process (:mod:`.forkserver_child`) per *import context* that imported
+keeps a server process (:mod:`.server`) per *import context* that imported
 Metaflow once and forks a child per task; the child runs the flow file as ``__main__``
 like ``python flow.py`` would (argv, env, cwd, ``sys.path[0]``, ``__main__`` attributes,
 exit codes and signals, its own session, its command line in ``ps``), with stdout and
@@ -43,9 +43,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .launcher import Launcher, SubprocessLauncher
+from ..launcher import Launcher, SubprocessLauncher
 
-SERVER_MODULE = "mf_temporal_codegen.runtime.forkserver_child"
+SERVER_MODULE = "mf_temporal_codegen.runtime.forkserver.server"
 START_TIMEOUT_SECONDS = 60.0
 # asyncio's default stream limit, as SubprocessLauncher's pipes have.
 STREAM_LIMIT = 2**16

@@ -1,7 +1,7 @@
 """The fork server process: import Metaflow once, then fork one child per task.
 
-Started by :class:`~mf_temporal_codegen.runtime.forkserver.ForkServerLauncher` as
-``python -m mf_temporal_codegen.runtime.forkserver_child DIR FLOW_FILE|"" PADDING`` with
+Started by :class:`~mf_temporal_codegen.runtime.forkserver.launcher.ForkServerLauncher` as
+``python -m mf_temporal_codegen.runtime.forkserver.server DIR FLOW_FILE|"" PADDING`` with
 the environment and cwd of the first task it serves (PADDING reserves argv memory that
 children overwrite with their own command line, for ``ps``). It imports :data:`PRELOAD`
 under a :class:`Probe` that records what the imports observed (environment variables
