@@ -77,9 +77,13 @@ from mf_temporal_codegen.runtime.worker import (
 )
 
 # The trivial wide foreach the scale test runs too (its end checks the split order).
-WIDE_FLOW = Path(__file__).resolve().parents[1].joinpath(
-    "tests", "flows", "wide_flow.py"
-).read_text()
+WIDE_FLOW = (
+    Path(__file__)
+    .resolve()
+    .parents[1]
+    .joinpath("tests", "flows", "wide_flow.py")
+    .read_text()
+)
 MODES = ("local", "run", "subprocess", "fork")
 # The `run` command's target: at most this fraction of `python flow.py run`'s time.
 RUN_TARGET = 0.25
@@ -264,7 +268,9 @@ async def main(args) -> None:
         async with dev_server(ui=False) as server, AsyncExitStack() as stack:
             bench = Bench(Path(tmp), server.client, args.max_workers)
             wide, wide_mod = bench.write_flow("wide", WIDE_FLOW)
-            linear, linear_mod = bench.write_flow("linear", linear_flow(max(args.steps, 2)))
+            linear, linear_mod = bench.write_flow(
+                "linear", linear_flow(max(args.steps, 2))
+            )
             launchers = {
                 m: TimedLauncher(make_launcher(m))
                 for m in modes
@@ -299,11 +305,7 @@ async def main(args) -> None:
                         f"{width:>5}  {label(mode):<25}{med:>7.2f} s{runs:>6}"
                         f"{min(samples[mode]):>7.1f}-{max(samples[mode]):<6.1f}"
                         + (f"{med / local:>9.2f}x" if local else f"{'-':>10}")
-                        + (
-                            f"{statistics.median(cpu):>9.1f} s"
-                            if cpu
-                            else f"{'-':>11}"
-                        )
+                        + (f"{statistics.median(cpu):>9.1f} s" if cpu else f"{'-':>11}")
                         + (
                             f"  (target <= {RUN_TARGET:.2f}x)"
                             if mode == "run" and local
@@ -321,7 +323,9 @@ async def main(args) -> None:
                     f"{'mode':<29}{'wall/task':>12}{'process/task':>15}"
                     f"{'overhead/task':>16}",
                 ]
-            per_task: dict[str, list[tuple[float, float]]] = {m: [] for m in linear_modes}
+            per_task: dict[str, list[tuple[float, float]]] = {
+                m: [] for m in linear_modes
+            }
             for _ in range(args.runs):
                 for mode in linear_modes:
                     seconds, run_id = await bench.run(linear_mod, linear, mode, {})

@@ -30,7 +30,11 @@ EXAMPLES = ("hello.py", "nested_foreach.py", "decorated.py", "inherited.py")
 
 def _cli() -> list[str]:
     script = Path(sys.executable).parent / "mf-temporal-codegen"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mf_temporal_codegen"]
+    return (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "mf_temporal_codegen"]
+    )
 
 
 def _round_robin(cases: dict[str, tuple], runs: int) -> dict[str, float]:
@@ -62,30 +66,68 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     python, cli = sys.executable, _cli()
     work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MF_TEMPORAL_CODEGEN_NO_CACHE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "MF_TEMPORAL_CODEGEN_NO_CACHE")
+    }
     uncached = {**env, "MF_TEMPORAL_CODEGEN_NO_CACHE": "1"}
     cases: dict[str, tuple] = {
         "python -c pass": ([python, "-c", "pass"], env, lambda: None),
-        "python -c 'import metaflow'": ([python, "-c", "import metaflow"], env, lambda: None),
+        "python -c 'import metaflow'": (
+            [python, "-c", "import metaflow"],
+            env,
+            lambda: None,
+        ),
     }
     for name in EXAMPLES:
-        flow, out, cache = f"examples/{name}", str(work / name / "out"), work / name / "cache"
+        flow, out, cache = (
+            f"examples/{name}",
+            str(work / name / "out"),
+            work / name / "cache",
+        )
         cached = {**env, "MF_TEMPORAL_CODEGEN_CACHE_DIR": str(cache)}
-        subprocess.run([*cli, flow, "-o", out], cwd=ROOT, env=cached, check=True, capture_output=True)
-        forget = lambda cache=cache: shutil.rmtree(cache / "generated", ignore_errors=True)  # noqa: E731
-        cases[f"{name}: CLI cold (no cache)"] = ([*cli, flow, "-o", out], uncached, lambda: None)
+        subprocess.run(
+            [*cli, flow, "-o", out],
+            cwd=ROOT,
+            env=cached,
+            check=True,
+            capture_output=True,
+        )
+        forget = lambda cache=cache: shutil.rmtree(
+            cache / "generated", ignore_errors=True
+        )  # noqa: E731
+        cases[f"{name}: CLI cold (no cache)"] = (
+            [*cli, flow, "-o", out],
+            uncached,
+            lambda: None,
+        )
         cases[f"{name}: CLI miss"] = ([*cli, flow, "-o", out], cached, forget)
-        cases[f"{name}: CLI warm (hit)"] = ([*cli, flow, "-o", out], cached, lambda: None)
-        cases[f"{name}: --check warm"] = ([*cli, flow, "-o", out, "--check"], cached, lambda: None)
+        cases[f"{name}: CLI warm (hit)"] = (
+            [*cli, flow, "-o", out],
+            cached,
+            lambda: None,
+        )
+        cases[f"{name}: --check warm"] = (
+            [*cli, flow, "-o", out, "--check"],
+            cached,
+            lambda: None,
+        )
     medians = _round_robin(cases, runs)
-    os.environ["MF_TEMPORAL_CODEGEN_NO_CACHE"] = "1"  # in-process: no on-disk caches at all
+    os.environ["MF_TEMPORAL_CODEGEN_NO_CACHE"] = (
+        "1"  # in-process: no on-disk caches at all
+    )
     for name in EXAMPLES:
-        medians[f"{name}: in-process"] = _in_process(ROOT / "examples" / name, work / "in-process", runs)
+        medians[f"{name}: in-process"] = _in_process(
+            ROOT / "examples" / name, work / "in-process", runs
+        )
     shutil.rmtree(work)
 
     baseline = medians["python -c 'import metaflow'"]
     cli_name = Path(cli[0]).name if len(cli) == 1 else "python -m mf_temporal_codegen"
-    print(f"{runs} runs each, medians; CLI = {cli_name}; Python {sys.version.split()[0]}\n")
+    print(
+        f"{runs} runs each, medians; CLI = {cli_name}; Python {sys.version.split()[0]}\n"
+    )
     print(f"| {'what':40} | {'median':>8} | {'vs import metaflow':>18} |")
     print(f"|{'-' * 42}|{'-' * 9}:|{'-' * 19}:|")
     order = list(cases)[:2] + [f"{n}: {kind}" for n in EXAMPLES for kind in (

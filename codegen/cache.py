@@ -25,8 +25,9 @@ import io
 import json
 import os
 import sys
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable, Self
 
 FORMAT = 1
 NAME = "mf-temporal-codegen"
@@ -54,11 +55,12 @@ def _digest(data: bytes) -> str:
 
 def _generator_files() -> list[Path]:
     """The generator's own modules and templates."""
-    from . import templates
-
+    templates = Path(str(resources.files("mf_temporal_codegen.templates")))
     found = []
-    for where, suffix in ((Path(__file__).parent, ".py"), (Path(templates.__file__).parent, ".j2")):
-        found += sorted(where / e.name for e in os.scandir(where) if e.name.endswith(suffix))
+    for where, suffix in ((Path(__file__).parent, ".py"), (templates, ".j2")):
+        found += sorted(
+            where / e.name for e in os.scandir(where) if e.name.endswith(suffix)
+        )
     return found
 
 
@@ -66,7 +68,9 @@ def _generator() -> str:
     """sha256 over the names and bytes of the generator's files."""
     h = hashlib.sha256()
     for path in _generator_files():
-        h.update(f"{path.parent.name}/{path.name}\0{_digest(path.read_bytes())}\0".encode())
+        h.update(
+            f"{path.parent.name}/{path.name}\0{_digest(path.read_bytes())}\0".encode()
+        )
     return h.hexdigest()
 
 
@@ -129,12 +133,18 @@ QUERIES: dict[str, Callable[[Path], Any]] = {
 }
 
 
-class _TrackedPath(type(Path())):
+if TYPE_CHECKING:
+    _ConcretePath = Path
+else:  # PosixPath or WindowsPath: Path itself cannot be subclassed before 3.12
+    _ConcretePath = type(Path())
+
+
+class _TrackedPath(_ConcretePath):
     """A Path whose file system queries are recorded; derived paths stay tracked."""
 
     _recorder: _Recorder
 
-    def resolve(self, strict: bool = False) -> Path:
+    def resolve(self, strict: bool = False) -> Self:
         resolved = Path(self).resolve(strict)
         if not strict:
             self._recorder.note("resolve", self, str(resolved))
@@ -159,7 +169,14 @@ class _TrackedPath(type(Path())):
             self._recorder.note(kind, self, value)
         return value
 
-    def open(self, mode="r", buffering=-1, encoding=None, errors=None, newline=None):
+    def open(  # type: ignore[override]  # one signature for Path.open's overloads
+        self,
+        mode: str = "r",
+        buffering: int = -1,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> IO[Any]:
         if mode not in ("r", "rt", "rb"):
             self._recorder.complete = False
             return Path(self).open(mode, buffering, encoding, errors, newline)
@@ -174,8 +191,15 @@ class _TrackedPath(type(Path())):
         with self.open("rb") as f:
             return f.read()
 
-    def read_text(self, encoding=None, errors=None, newline=None) -> str:
-        with self.open("r", encoding=io.text_encoding(encoding), errors=errors, newline=newline) as f:
+    def read_text(
+        self,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> str:
+        with self.open(
+            "r", encoding=io.text_encoding(encoding), errors=errors, newline=newline
+        ) as f:
             return f.read()
 
 
@@ -201,7 +225,11 @@ for _name in (
 
 
 def _file_name(name: Any) -> bool:
-    return isinstance(name, str) and name.endswith(".py") and os.path.basename(name) == name
+    return (
+        isinstance(name, str)
+        and name.endswith(".py")
+        and os.path.basename(name) == name
+    )
 
 
 class Cache:
@@ -216,7 +244,9 @@ class Cache:
         return None if root is None else cls(root)
 
     def run(
-        self, inputs: dict[str, Any], produce: Callable[[Callable[[Path], Path]], dict[str, str]]
+        self,
+        inputs: dict[str, Any],
+        produce: Callable[[Callable[[Path], Path]], dict[str, str]],
     ) -> dict[str, str]:
         """``produce(track)``'s result for ``inputs``, from the cache when still valid."""
         inputs = {**inputs, "cwd": os.getcwd()}
@@ -228,8 +258,15 @@ class Cache:
         recorder = _Recorder()
         files = produce(recorder.track)
         if recorder.complete and environment() == env:
-            checks = sorted([kind, path, value] for (kind, path), value in recorder.checks.items())
-            entry = {"format": FORMAT, "environment": env, "inputs": inputs, "checks": checks}
+            checks = sorted(
+                [kind, path, value] for (kind, path), value in recorder.checks.items()
+            )
+            entry = {
+                "format": FORMAT,
+                "environment": env,
+                "inputs": inputs,
+                "checks": checks,
+            }
             self._store(entry_file, {**entry, "files": sorted(files.items())})
         return files
 
@@ -238,14 +275,19 @@ class Cache:
         return self.root / "generated" / f"{_digest(key.encode())[:32]}.json"
 
     @staticmethod
-    def _lookup(entry_file: Path, inputs: dict[str, Any], env: dict[str, Any]) -> dict[str, str] | None:
+    def _lookup(
+        entry_file: Path, inputs: dict[str, Any], env: dict[str, Any]
+    ) -> dict[str, str] | None:
         try:
             entry = json.loads(entry_file.read_bytes())
             if (
                 entry["format"] != FORMAT
                 or entry["environment"] != env
                 or entry["inputs"] != json.loads(json.dumps(inputs))
-                or any(QUERIES[kind](Path(path)) != value for kind, path, value in entry["checks"])
+                or any(
+                    QUERIES[kind](Path(path)) != value
+                    for kind, path, value in entry["checks"]
+                )
             ):
                 return None
             files = {name: text for name, text in entry["files"]}
@@ -279,7 +321,10 @@ def template_cache(jinja2: Any) -> Any:
     root = folder()
     if root is None:
         return None
-    where = root / f"jinja2-{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    where = (
+        root
+        / f"jinja2-{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    )
 
     class TemplateCache(jinja2.FileSystemBytecodeCache):
         """Best effort: an unreadable or unwritable cache only costs a compile."""

@@ -1,4 +1,5 @@
-"""Command line: ``mf-temporal-codegen FLOW.py -o OUT`` and ``mf-temporal-codegen run``."""
+"""Command line: ``mf-temporal-codegen FLOW.py -o OUT``, ``mf-temporal-codegen run`` and
+``mf-temporal-codegen replay-check``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from . import __version__
 from .contract import DEFAULT_MAX_WORKERS
 from .errors import CodegenError
+from .options import Options
 
 EXIT_STALE, EXIT_ERROR = 1, 2
 
@@ -17,13 +19,41 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     """The options that shape generated code: shared by generating and ``run``."""
     for name in TOP_LEVEL_OPTIONS:
         p.add_argument(f"--{name}", help=f"Metaflow --{name} for every task")
-    p.add_argument("--with", dest="with_", action="append", default=[], metavar="SPEC", help="decorator added to every step (Metaflow --with)")
-    p.add_argument("--config", nargs=2, action="append", default=[], metavar=("NAME", "PATH"), help="Metaflow Config NAME read from PATH when a run starts")
-    p.add_argument("--config-value", nargs=2, action="append", default=[], metavar=("NAME", "JSON"), help="Metaflow Config NAME given as JSON")
+    p.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="decorator added to every step (Metaflow --with)",
+    )
+    p.add_argument(
+        "--config",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "PATH"),
+        help="Metaflow Config NAME read from PATH when a run starts",
+    )
+    p.add_argument(
+        "--config-value",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON"),
+        help="Metaflow Config NAME given as JSON",
+    )
     p.add_argument("--tag", action="append", default=[], help="tag every run")
-    p.add_argument("--max-workers", type=int, default=DEFAULT_MAX_WORKERS, help=f"tasks of one foreach running at once (default {DEFAULT_MAX_WORKERS})")
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        help=f"tasks of one foreach running at once (default {DEFAULT_MAX_WORKERS})",
+    )
     p.add_argument("--branch", help="@project branch")
-    p.add_argument("--production", action="store_true", help="@project production branch")
+    p.add_argument(
+        "--production", action="store_true", help="@project production branch"
+    )
     p.add_argument(
         "--path",
         dest="paths",
@@ -36,7 +66,14 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
 
 
 # Metaflow top-level options forwarded to every task when given.
-TOP_LEVEL_OPTIONS = ("metadata", "datastore", "datastore-root", "environment", "event-logger", "monitor")
+TOP_LEVEL_OPTIONS = (
+    "metadata",
+    "datastore",
+    "datastore-root",
+    "environment",
+    "event-logger",
+    "monitor",
+)
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -44,23 +81,26 @@ def _generate_parser() -> argparse.ArgumentParser:
         prog="mf-temporal-codegen",
         description="Generate a typed Temporal workflow module per Metaflow flow. "
         "`mf-temporal-codegen run FLOW.py` generates and runs a flow on an embedded "
-        "Temporal dev server.",
+        "Temporal dev server; `mf-temporal-codegen replay-check OUTDIR` checks that "
+        "regenerated modules still replay the flows' runs.",
     )
     p.add_argument("flows", nargs="+", type=Path, metavar="FLOW.py")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="exit 1 with a diff if OUTDIR is stale")
-    mode.add_argument("--diff", action="store_true", help="print the diff, write nothing")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 with a diff if OUTDIR is stale"
+    )
+    mode.add_argument(
+        "--diff", action="store_true", help="print the diff, write nothing"
+    )
     add_generation_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def options_from_args(args: argparse.Namespace):
-    """The generator's :class:`~mf_temporal_codegen.pipeline.Options` from parsed
+def options_from_args(args: argparse.Namespace) -> Options:
+    """The generator's :class:`~mf_temporal_codegen.options.Options` from parsed
     :func:`add_generation_options` arguments."""
-    from .pipeline import Options
-
     top, flags = [], []
     for option in TOP_LEVEL_OPTIONS:
         value = getattr(args, option.replace("-", "_"))
@@ -109,7 +149,9 @@ def check_generation_options(args: argparse.Namespace) -> str | None:
 def _option_hint(args: argparse.Namespace) -> str:
     """The hint for :func:`check_generation_options`' message."""
     if args.max_workers < 1:
-        return f"pass --max-workers N with N >= 1 (the default is {DEFAULT_MAX_WORKERS})"
+        return (
+            f"pass --max-workers N with N >= 1 (the default is {DEFAULT_MAX_WORKERS})"
+        )
     return "install the packages where the worker runs and leave out --environment (or use --environment=local)"
 
 
@@ -121,7 +163,10 @@ def generate_main(argv: list[str]) -> int:
 
     problem = check_generation_options(args)
     if problem:
-        print(f"mf-temporal-codegen: error: {problem}\n  hint: {_option_hint(args)}", file=sys.stderr)
+        print(
+            f"mf-temporal-codegen: error: {problem}\n  hint: {_option_hint(args)}",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     if args.out.exists() and not args.out.is_dir():
         print(
@@ -131,7 +176,9 @@ def generate_main(argv: list[str]) -> int:
         )
         return EXIT_ERROR
     try:
-        files = generate(args.flows, args.out, options_from_args(args), Cache.from_env())
+        files = generate(
+            args.flows, args.out, options_from_args(args), Cache.from_env()
+        )
     except CodegenError as err:
         print(err, file=sys.stderr)
         return EXIT_ERROR
@@ -140,13 +187,20 @@ def generate_main(argv: list[str]) -> int:
             text = diff(files)
             sys.stdout.write(text)
             if args.check and stale(files):
-                print(f"mf-temporal-codegen: {args.out} is stale; regenerate it", file=sys.stderr)
+                print(
+                    f"mf-temporal-codegen: {args.out} is stale; regenerate it",
+                    file=sys.stderr,
+                )
                 return EXIT_STALE
             return 0
         for path in write_all(files):
             print(f"wrote {path}")
     except (OSError, UnicodeDecodeError) as exc:  # the output directory, not the flow
-        problem = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        problem = (
+            f"{exc.filename}: {exc.strerror}"
+            if isinstance(exc, OSError) and exc.filename
+            else str(exc)
+        )
         print(
             f"mf-temporal-codegen: error: cannot update {args.out}: {problem}\n"
             f"  hint: check that {args.out} can be created and written (and holds only UTF-8 files)",
@@ -163,7 +217,9 @@ def run_main(argv: list[str]) -> int:
     )
     p.add_argument("flow", type=Path, metavar="FLOW.py")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--address", help="use this Temporal server instead of an embedded one")
+    p.add_argument(
+        "--address", help="use this Temporal server instead of an embedded one"
+    )
     p.add_argument(
         "--launcher",
         choices=("default", "fork", "subprocess"),
@@ -200,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "run":
         return run_main(argv[1:])
+    if argv and argv[0] == "replay-check":
+        from .replay_check import main as replay_check_main
+
+        return replay_check_main(argv[1:])
     return generate_main(argv)
 
 

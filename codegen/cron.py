@@ -33,7 +33,20 @@ BOUNDS = {
     "day-of-week": (0, 6),
     "year": (2000, 2100),
 }
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+MONTHS = (
+    "JAN",
+    "FEB",
+    "MAR",
+    "APR",
+    "MAY",
+    "JUN",
+    "JUL",
+    "AUG",
+    "SEP",
+    "OCT",
+    "NOV",
+    "DEC",
+)
 DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 NAMES = {
     "month": {name: i + 1 for i, name in enumerate(MONTHS)},
@@ -93,7 +106,9 @@ def parse(expression: str) -> Calendar:
 def _field(index: int, text: str) -> tuple[Range, ...]:
     name = FIELDS[index]
     if not text or any(not item for item in text.split(",")):
-        raise CronError(f"cron {name} field {text!r} has an empty item", _hint(name), index)
+        raise CronError(
+            f"cron {name} field {text!r} has an empty item", _hint(name), index
+        )
     return tuple(_item(index, name, item) for item in text.split(","))
 
 

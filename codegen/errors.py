@@ -51,7 +51,12 @@ class CodegenError(Exception):
 
     def _key(self) -> tuple:
         pos = self.pos
-        return (pos is not None, pos.file if pos else "", pos.line if pos else 0, pos.col if pos else 0)
+        return (
+            pos is not None,
+            pos.file if pos else "",
+            pos.line if pos else 0,
+            pos.col if pos else 0,
+        )
 
 
 class CodegenErrors(CodegenError):

@@ -1,4 +1,5 @@
-"""``@schedule`` and ``@project``: read, checked and named as Metaflow does.
+"""``@schedule`` and ``@project``: read into the model and checked as Metaflow does
+(the branch that ``--branch``/``--production`` select is validation's: ``validate``).
 
 Metaflow checks some of this only when a flow is deployed (Argo refuses to schedule a
 flow with a required Parameter that has no default; a bad cron fails at the
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from dataclasses import dataclass
 from typing import Any
 
 from . import cron
@@ -20,7 +20,11 @@ from .errors import CodegenError, Pos
 
 METAFLOW = "metaflow"
 # Metaflow's @schedule presets (ScheduleDecorator.flow_init).
-PRESETS = (("weekly", "0 0 ? * SUN *"), ("hourly", "0 * * * ? *"), ("daily", "0 0 * * ? *"))
+PRESETS = (
+    ("weekly", "0 0 ? * SUN *"),
+    ("hourly", "0 * * * ? *"),
+    ("daily", "0 0 * * ? *"),
+)
 SCHEDULE_ATTRIBUTES = ("cron", "weekly", "daily", "hourly", "timezone")
 PROJECT_ATTRIBUTES = ("name", "branch", "production")
 # project_decorator.VALID_NAME_RE / VALID_NAME_LEN
@@ -28,7 +32,9 @@ INVALID_NAME = re.compile(r"[^a-z0-9_]")
 MAX_NAME = 128
 
 
-def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Schedule | None:
+def schedule(
+    d: m.Decorator | None, parameters: tuple[m.Parameter, ...]
+) -> m.Schedule | None:
     """The flow's schedule; None without @schedule or with every preset off."""
     if d is None or d.origin != METAFLOW:
         return None
@@ -49,7 +55,11 @@ def schedule(d: m.Decorator | None, parameters: tuple[m.Parameter, ...]) -> m.Sc
     if expression is None:
         daily = args.get("daily", True)
         expression = next(
-            (preset for key, preset in PRESETS if (daily if key == "daily" else args.get(key))),
+            (
+                preset
+                for key, preset in PRESETS
+                if (daily if key == "daily" else args.get(key))
+            ),
             None,
         )
         if expression is None:
@@ -99,16 +109,20 @@ def project(d: m.Decorator | None) -> m.Project | None:
     if isinstance(name, m.Deferred):
         pass
     elif not name or not isinstance(name, str):
-        raise CodegenError(d.pos, "@project needs a name", "write @project(name='some_name')")
+        raise CodegenError(
+            d.pos, "@project needs a name", "write @project(name='some_name')"
+        )
     else:
-        _check_name(d.pos_of("name"), name, "The @project name")
+        check_name(d.pos_of("name"), name, "The @project name")
     branch = args.get("branch")
     if branch is not None:
-        _check_name(d.pos_of("branch"), str(branch), "The branch name")
+        check_name(d.pos_of("branch"), str(branch), "The branch name")
     production = args.get("production")
     return m.Project(
-        name, None if branch is None else str(branch),
-        None if production is None else bool(production), d.pos,
+        name,
+        None if branch is None else str(branch),
+        None if production is None else bool(production),
+        d.pos,
     )
 
 
@@ -119,7 +133,9 @@ def _attributes(
     args = dict(d.kwargs)
     if "_args" in args:
         raise CodegenError(
-            d.pos, f"@{d.name} takes keyword arguments only", f"write @{d.name}({known[0]}=...)"
+            d.pos,
+            f"@{d.name} takes keyword arguments only",
+            f"write @{d.name}({known[0]}=...)",
         )
     for key, value in args.items():
         if key not in known:
@@ -132,74 +148,22 @@ def _attributes(
             raise CodegenError(
                 d.pos_of(key),
                 f"@{d.name}({key}=) must be known when generating, got `{value.code}`",
-                f"it decides the deployment's names and schedule, so the generated "
-                f"workflow needs it; use a literal or a module constant here",
+                "it decides the deployment's names and schedule, so the generated "
+                "workflow needs it; use a literal or a module constant here",
             )
     return args
 
 
-def _check_name(pos: Pos, name: str, what: str) -> None:
+def check_name(pos: Pos, name: str, what: str) -> None:
     if INVALID_NAME.search(name):
         raise CodegenError(
             pos,
             f"{what} must contain only lowercase alphanumeric characters and underscores, "
             f"got {name!r}",
-            "Metaflow rejects it too; e.g. " + repr(INVALID_NAME.sub("_", name.lower())),
+            "Metaflow rejects it too; e.g. "
+            + repr(INVALID_NAME.sub("_", name.lower())),
         )
     if len(name) > MAX_NAME:
-        raise CodegenError(pos, f"{what} is longer than {MAX_NAME} characters", "shorten it")
-
-
-@dataclass(frozen=True)
-class Branch:
-    """A flow's project branch at generation time (Metaflow's ``format_name``)."""
-
-    # Deferred: Metaflow evaluates the name when the worker starts
-    project: str | m.Deferred
-    # "test.x", "prod", "prod.x"; None for the user branch, resolved by the worker
-    branch: str | None
-
-    def flow_name(self, flow: str) -> str | None:
-        """Metaflow's project flow name, ``<project>.<branch>.<Flow>``; None when the
-        worker resolves it (a user branch, or a name only Metaflow can compute)."""
-        if self.branch is None or isinstance(self.project, m.Deferred):
-            return None
-        return f"{self.project}.{self.branch}.{flow}"
-
-
-def branch(flow: m.Flow, top_level: tuple[str, ...]) -> Branch | None:
-    """The branch of ``flow`` given the forwarded ``--branch``/``--production`` options."""
-    cli_branch = next(
-        (o.split("=", 1)[1] for o in reversed(top_level) if o.startswith("--branch=")), None
-    )
-    cli_production = "--production" in top_level
-    p = flow.project
-    if p is None:
-        if cli_branch is not None or cli_production:
-            flag = "--production" if cli_production else "--branch"
-            raise CodegenError(
-                flow.pos,
-                f"{flag} is given but flow {flow.name} has no @project",
-                "add @project(name=...) to the flow or drop the option (Metaflow has "
-                f"no {flag} option without @project)",
-            )
-        return None
-    # Metaflow: an option given both ways must agree (ProjectDecorator.flow_init).
-    for key, cli, attr, default in (
-        ("branch", cli_branch, p.branch, None),
-        ("production", cli_production, p.production, False),
-    ):
-        if attr is not None and cli != default and attr != cli:
-            raise CodegenError(
-                p.pos,
-                f"{key} is given both as --{key} and as @project({key}=)",
-                "Metaflow refuses different values; drop one of them",
-            )
-    given = p.branch if p.branch is not None else cli_branch
-    production = p.production if p.production is not None else cli_production
-    if given is not None:
-        if p.branch is None:
-            _check_name(p.pos, given, "The --branch value")
-        prefix = "prod" if production else "test"
-        return Branch(p.name, f"{prefix}.{given}")
-    return Branch(p.name, "prod" if production else None)
+        raise CodegenError(
+            pos, f"{what} is longer than {MAX_NAME} characters", "shorten it"
+        )

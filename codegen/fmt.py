@@ -19,10 +19,8 @@ def format_source(name: str, text: str) -> str:
     try:
         return black.format_str(text, mode=MODE)
     except Exception as exc:  # black raises several unrelated types
-        error = CodegenError(
+        raise CodegenError(
             None,
             f"internal error: generated {name} does not format: {exc}",
             "this is a bug in mf-temporal-codegen: please report it with the flow file",
-        )
-        error.unformatted = text
-        raise error from None
+        ) from None

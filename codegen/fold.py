@@ -19,13 +19,26 @@ import ast
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import libcst as cst
 
 from . import model as m
-from .sources import ClassAttr, ClassRef, Function, Loader, Source, Value, dotted, is_metaflow
+from .errors import CodegenError
+from .sources import (
+    ClassAttr,
+    ClassRef,
+    Function,
+    Loader,
+    Source,
+    Value,
+    dotted,
+    is_metaflow,
+)
 
+STATIC_HINT = (
+    "the generator reads the flow statically; use a literal or a module constant here"
+)
 # A class-body name bound to a function (a method), not a value.
 FUNCTION = "function"
 MAX_DEPTH = 50
@@ -65,6 +78,18 @@ def value(scope: Scope, expr: cst.BaseExpression) -> tuple[Any, str | None]:
     return folded, (None if is_literal(code) else code)
 
 
+def static(scope: Scope, expr: cst.BaseExpression, what: str) -> Any:
+    """A value the generator must know (a literal or a constant), else an error."""
+    folded, _ = value(scope, expr)
+    if isinstance(folded, m.Deferred):
+        raise CodegenError(
+            scope.source.pos(expr),
+            f"{what} must be a literal, got `{folded.code}`",
+            STATIC_HINT,
+        )
+    return folded
+
+
 def is_literal(code: str) -> bool:
     try:
         ast.literal_eval(code.strip())
@@ -88,7 +113,9 @@ def fold(scope: Scope, expr: cst.BaseExpression, depth: int = 0) -> Any:
     if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
         return _literal(code(expr).strip())
     if isinstance(expr, cst.ConcatenatedString):
-        left, right = fold(scope, expr.left, depth + 1), fold(scope, expr.right, depth + 1)
+        left, right = fold(scope, expr.left, depth + 1), fold(
+            scope, expr.right, depth + 1
+        )
         if type(left) is not type(right) or not isinstance(left, (str, bytes)):
             raise NotConstant
         return _sized(left + right)
@@ -105,7 +132,9 @@ def fold(scope: Scope, expr: cst.BaseExpression, depth: int = 0) -> Any:
         operand = fold(scope, expr.expression, depth + 1)
         return _apply(UNARY.get(type(expr.operator)), operand)
     if isinstance(expr, cst.BinaryOperation):
-        left, right = fold(scope, expr.left, depth + 1), fold(scope, expr.right, depth + 1)
+        left, right = fold(scope, expr.left, depth + 1), fold(
+            scope, expr.right, depth + 1
+        )
         return _binary(type(expr.operator), left, right)
     if isinstance(expr, cst.BooleanOperation):
         left = fold(scope, expr.left, depth + 1)
@@ -127,13 +156,13 @@ def fold(scope: Scope, expr: cst.BaseExpression, depth: int = 0) -> Any:
         return _apply(kind, items)
     if isinstance(expr, cst.Dict):
         result: dict[Any, Any] = {}
-        for element in expr.elements:
-            if isinstance(element, cst.StarredDictElement):
-                result.update(_mapping(fold(scope, element.value, depth + 1)))
-            else:
-                key = fold(scope, element.key, depth + 1)
+        for entry in expr.elements:
+            if isinstance(entry, cst.DictElement):
+                key = fold(scope, entry.key, depth + 1)
                 _apply(hash, key)
-                result[key] = fold(scope, element.value, depth + 1)
+                result[key] = fold(scope, entry.value, depth + 1)
+            else:  # **mapping
+                result.update(_mapping(fold(scope, entry.value, depth + 1)))
         return _sized(result)
     if isinstance(expr, cst.Subscript):
         return _subscript(scope, expr, depth)
@@ -179,7 +208,10 @@ def _apply(fn: Any, *args: Any) -> Any:
 
 
 def _sized(result: Any) -> Any:
-    if isinstance(result, (str, bytes, list, tuple, dict, set)) and len(result) > MAX_SIZE:
+    if (
+        isinstance(result, (str, bytes, list, tuple, dict, set))
+        and len(result) > MAX_SIZE
+    ):
         raise NotConstant
     return result
 
@@ -196,13 +228,13 @@ def _mapping(items: Any) -> dict[Any, Any]:
     return items
 
 
-UNARY = {
+UNARY: dict[type, Callable[[Any], Any]] = {
     cst.Minus: operator.neg,
     cst.Plus: operator.pos,
     cst.Not: operator.not_,
     cst.BitInvert: operator.invert,
 }
-BINARY = {
+BINARY: dict[type, Callable[[Any, Any], Any]] = {
     cst.Add: operator.add,
     cst.Subtract: operator.sub,
     cst.Multiply: operator.mul,
@@ -223,16 +255,29 @@ SEQUENCES = (str, bytes, list, tuple)
 def _binary(op: type, left: Any, right: Any) -> Any:
     fn = BINARY.get(op)
     if op is cst.Power and not (
-        isinstance(left, NUMBERS) and isinstance(right, NUMBERS) and abs(right) <= 128 and abs(left) <= 2**64
+        isinstance(left, NUMBERS)
+        and isinstance(right, NUMBERS)
+        and abs(right) <= 128
+        and abs(left) <= 2**64
     ):
         raise NotConstant
     if op is cst.LeftShift and not (isinstance(right, int) and right <= 256):
         raise NotConstant
     if op is cst.Multiply:
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, SEQUENCES) and isinstance(times, int) and len(seq) * max(times, 0) > MAX_SIZE:
+            if (
+                isinstance(seq, SEQUENCES)
+                and isinstance(times, int)
+                and len(seq) * max(times, 0) > MAX_SIZE
+            ):
                 raise NotConstant
-    if op is cst.Modulo and isinstance(left, (str, bytes)) and re.search(r"\d{6,}", left if isinstance(left, str) else left.decode("latin-1")):
+    if (
+        op is cst.Modulo
+        and isinstance(left, (str, bytes))
+        and re.search(
+            r"\d{6,}", left if isinstance(left, str) else left.decode("latin-1")
+        )
+    ):
         raise NotConstant
     return _sized(_apply(fn, left, right))
 
@@ -245,14 +290,19 @@ def _subscript(scope: Scope, expr: cst.Subscript, depth: int) -> Any:
     if isinstance(index, cst.Index) and index.star is None:
         return _apply(operator.getitem, target, fold(scope, index.value, depth + 1))
     if isinstance(index, cst.Slice):
-        bounds = [None if part is None else fold(scope, part, depth + 1) for part in (index.lower, index.upper, index.step)]
+        bounds = [
+            None if part is None else fold(scope, part, depth + 1)
+            for part in (index.lower, index.upper, index.step)
+        ]
         return _apply(operator.getitem, target, _apply(slice, *bounds))
     raise NotConstant
 
 
 def _call(scope: Scope, call: cst.Call, depth: int) -> Any:
     """``dict(...)`` of foldable arguments; any other call is not a constant."""
-    if not (isinstance(call.func, cst.Name) and call.func.value == "dict") or _shadowed(scope, "dict"):
+    if not (isinstance(call.func, cst.Name) and call.func.value == "dict") or _shadowed(
+        scope, "dict"
+    ):
         raise NotConstant
     result: dict[Any, Any] = {}
     positional = [a for a in call.args if a.keyword is None and not a.star]
@@ -302,8 +352,14 @@ def _joined(scope: Scope, code: str, node: ast.AST, depth: int) -> str:
         except cst.ParserSyntaxError:
             raise NotConstant from None
         folded = fold(scope, inner, depth + 1)
-        converted = {-1: lambda v: v, 115: str, 114: repr, 97: ascii}.get(part.conversion)
-        spec = _joined(scope, code, part.format_spec, depth + 1) if part.format_spec else ""
+        converted = {-1: lambda v: v, 115: str, 114: repr, 97: ascii}.get(
+            part.conversion
+        )
+        spec = (
+            _joined(scope, code, part.format_spec, depth + 1)
+            if part.format_spec
+            else ""
+        )
         if re.search(r"\d{6,}", spec):
             raise NotConstant
         parts.append(_apply(format, _apply(converted, folded), spec))
@@ -374,7 +430,9 @@ def _class_config(scope: Scope, name: str) -> bool:
     if head in scope.class_names or head in scope.configs:
         return False
     symbol = scope.loader.resolve(scope.source, f"{head}.{attr}")
-    return isinstance(symbol, ClassAttr) and _declares_config(scope.loader, symbol.cls, attr, 0)
+    return isinstance(symbol, ClassAttr) and _declares_config(
+        scope.loader, symbol.cls, attr, 0
+    )
 
 
 def _declares_config(loader: Loader, cls: ClassRef, attr: str, depth: int) -> bool:
@@ -385,13 +443,18 @@ def _declares_config(loader: Loader, cls: ClassRef, attr: str, depth: int) -> bo
             for small in stmt.body:
                 if (
                     isinstance(small, cst.Assign)
-                    and any(isinstance(t.target, cst.Name) and t.target.value == attr for t in small.targets)
+                    and any(
+                        isinstance(t.target, cst.Name) and t.target.value == attr
+                        for t in small.targets
+                    )
                     and isinstance(small.value, cst.Call)
                 ):
                     return is_metaflow(cls.source, small.value.func, "Config")
     for base in cls.node.bases:
         name = dotted(base.value)
         resolved = loader.resolve(cls.source, name) if name else None
-        if isinstance(resolved, ClassRef) and _declares_config(loader, resolved, attr, depth + 1):
+        if isinstance(resolved, ClassRef) and _declares_config(
+            loader, resolved, attr, depth + 1
+        ):
             return True
     return False

@@ -11,6 +11,7 @@ import difflib
 import heapq
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from . import model as m
 from .errors import CodegenError, Collector
@@ -85,78 +86,165 @@ def analyze(flow: m.Flow) -> Graph:
     return graph
 
 
-def _error(step: m.Step, message: str, hint: str, at_next: bool = False) -> CodegenError:
-    return CodegenError(step.next_pos if at_next and step.next_pos else step.pos, message, hint)
+def _error(
+    step: m.Step, message: str, hint: str, at_next: bool = False
+) -> CodegenError:
+    return CodegenError(
+        step.next_pos if at_next and step.next_pos else step.pos, message, hint
+    )
 
 
-def _fail(step: m.Step, message: str, hint: str, at_next: bool = False):
+def _fail(step: m.Step, message: str, hint: str, at_next: bool = False) -> NoReturn:
     raise _error(step, message, hint, at_next)
 
 
-def _check_fundamentals(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) -> None:
+def _check_fundamentals(
+    flow: m.Flow, steps: dict[str, m.Step], errors: Collector
+) -> None:
     for step in flow.steps:
         if step.name in RESERVED:
-            errors.add(_error(step, f"step name {step.name!r} is reserved by Metaflow", "rename the step"))
+            errors.add(
+                _error(
+                    step,
+                    f"step name {step.name!r} is reserved by Metaflow",
+                    "rename the step",
+                )
+            )
         if re.search("[^a-z0-9_]", step.name) or step.name.startswith("_"):
-            errors.add(_error(
-                step,
-                f"step name {step.name!r} is invalid",
-                "use lowercase ascii letters, digits and underscores",
-            ))
+            errors.add(
+                _error(
+                    step,
+                    f"step name {step.name!r} is invalid",
+                    "use lowercase ascii letters, digits and underscores",
+                )
+            )
         if step.num_args > 2:
-            errors.add(_error(step, f"step {step.name} takes too many arguments", "normal steps take only self; joins take self and inputs"))
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} takes too many arguments",
+                    "normal steps take only self; joins take self and inputs",
+                )
+            )
         if step.num_args == 0:
-            errors.add(_error(step, f"step {step.name} is missing the 'self' argument", "write def step(self)"))
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} is missing the 'self' argument",
+                    "write def step(self)",
+                )
+            )
         if step.num_args == 2 and step.kind != m.JOIN and step.kind != m.END:
-            errors.add(_error(
-                step,
-                f"step {step.name} is both a join (it takes inputs) and a split",
-                "add a separate step so that the split and the join are different steps",
-            ))
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} is both a join (it takes inputs) and a split",
+                    "add a separate step so that the split and the join are different steps",
+                )
+            )
 
 
-def _check_transitions(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) -> None:
+def _check_transitions(
+    flow: m.Flow, steps: dict[str, m.Step], errors: Collector
+) -> None:
     end = steps[flow.end]
     if end.next:
-        errors.add(_error(end, f"the end step {end.name} must not call self.next()", "remove the self.next() call", True))
+        errors.add(
+            _error(
+                end,
+                f"the end step {end.name} must not call self.next()",
+                "remove the self.next() call",
+                True,
+            )
+        )
     if end.num_args > 1:
-        errors.add(_error(end, f"the end step {end.name} must not be a join", "add a join step before it"))
+        errors.add(
+            _error(
+                end,
+                f"the end step {end.name} must not be a join",
+                "add a join step before it",
+            )
+        )
     for step in flow.steps:
         _check_targets(flow, steps, step, errors)
     start = steps[flow.start]
     for step in flow.steps:
         if flow.start in step.next:
-            errors.add(_error(step, f"step {step.name} transitions to the start step {start.name}", "the start step cannot have incoming transitions", True))
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} transitions to the start step {start.name}",
+                    "the start step cannot have incoming transitions",
+                    True,
+                )
+            )
 
 
-def _check_targets(flow: m.Flow, steps: dict[str, m.Step], step: m.Step, errors: Collector) -> None:
+def _check_targets(
+    flow: m.Flow, steps: dict[str, m.Step], step: m.Step, errors: Collector
+) -> None:
     if step.name != flow.end and not step.next:
-        errors.add(_error(
-            step,
-            f"step {step.name} does not end with a self.next() transition",
-            "make self.next(self.<step>) the last statement of the step",
-        ))
+        errors.add(
+            _error(
+                step,
+                f"step {step.name} does not end with a self.next() transition",
+                "make self.next(self.<step>) the last statement of the step",
+            )
+        )
     for target in step.next:
         if target not in steps:
             close = difflib.get_close_matches(target, sorted(steps), n=1)
-            hint = f"did you mean self.{close[0]}?" if close else "known steps: " + ", ".join(sorted(steps))
-            errors.add(_error(step, f"step {step.name} transitions to unknown step {target!r}", hint, True))
+            hint = (
+                f"did you mean self.{close[0]}?"
+                if close
+                else "known steps: " + ", ".join(sorted(steps))
+            )
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} transitions to unknown step {target!r}",
+                    hint,
+                    True,
+                )
+            )
     if step.kind == m.SWITCH and len(step.next) < 2:
-        errors.add(_error(step, f"switch step {step.name} defines {len(step.next)} case(s)", "a switch needs at least 2 cases", True))
+        errors.add(
+            _error(
+                step,
+                f"switch step {step.name} defines {len(step.next)} case(s)",
+                "a switch needs at least 2 cases",
+                True,
+            )
+        )
     if step.kind == m.SWITCH and len(set(step.next)) != len(step.next):
-        errors.add(_error(step, f"switch step {step.name} names the same step for two cases", "give each case its own step", True))
+        errors.add(
+            _error(
+                step,
+                f"switch step {step.name} names the same step for two cases",
+                "give each case its own step",
+                True,
+            )
+        )
 
 
-def _check_compensations(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) -> None:
+def _check_compensations(
+    flow: m.Flow, steps: dict[str, m.Step], errors: Collector
+) -> None:
     for comp in flow.compensations:
         if comp.step not in steps:
             close = difflib.get_close_matches(comp.step, sorted(steps), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "known steps: " + ", ".join(sorted(steps))
-            errors.add(CodegenError(
-                comp.pos,
-                f"compensation {comp.handler} undoes unknown step {comp.step!r}",
-                hint,
-            ))
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else "known steps: " + ", ".join(sorted(steps))
+            )
+            errors.add(
+                CodegenError(
+                    comp.pos,
+                    f"compensation {comp.handler} undoes unknown step {comp.step!r}",
+                    hint,
+                )
+            )
 
 
 def _check_acyclic(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) -> None:
@@ -176,14 +264,20 @@ def _check_acyclic(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) ->
                 if nxt == name and step.kind == m.SWITCH:
                     continue
                 if state.get(nxt) == 1:
-                    loop = "->".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{name}->{nxt}"
-                    errors.add(_error(
-                        step,
-                        f"there is a loop in the flow: {loop}",
-                        "only a switch may loop, and only back to itself "
-                        "(self.next({'again': self.<this step>, ...}, condition=...))",
-                        True,
-                    ))
+                    loop = (
+                        "->".join(path[path.index(nxt) :] + [nxt])
+                        if nxt in path
+                        else f"{name}->{nxt}"
+                    )
+                    errors.add(
+                        _error(
+                            step,
+                            f"there is a loop in the flow: {loop}",
+                            "only a switch may loop, and only back to itself "
+                            "(self.next({'again': self.<this step>, ...}, condition=...))",
+                            True,
+                        )
+                    )
                 elif state.get(nxt) is None:
                     state[nxt] = 1
                     path.append(nxt)
@@ -195,7 +289,15 @@ def _check_acyclic(flow: m.Flow, steps: dict[str, m.Step], errors: Collector) ->
                 path.pop()
 
 
-def _traverse(flow, steps, errors: Collector):
+# a step reached with its split parents and split branches
+_Visit = tuple[str, tuple[str, ...], tuple[str, ...]]
+# in_funcs, split_parents, split_branches, matching_join
+_Facts = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str | None]
+
+
+def _traverse(
+    flow: m.Flow, steps: dict[str, m.Step], errors: Collector
+) -> dict[str, _Facts]:
     """in_funcs, split_parents, split_branches, matching_join as Metaflow computes them.
 
     Metaflow walks every path from the start step depth-first, and the last visit
@@ -204,11 +306,11 @@ def _traverse(flow, steps, errors: Collector):
     nothing new; so each (step, split stack) is visited once, iteratively (the graph
     is acyclic here but for a switch's edge to itself)."""
     in_funcs: dict[str, set[str]] = {n: set() for n in steps}
-    parents: dict[str, tuple] = {}
-    branches: dict[str, tuple] = {}
+    parents: dict[str, tuple[str, ...]] = {}
+    branches: dict[str, tuple[str, ...]] = {}
     joins: dict[str, str] = {}
-    done: set[tuple] = set()
-    todo = [(flow.start, (), ())]
+    done: set[_Visit] = set()
+    todo: list[_Visit] = [(flow.start, (), ())]
     while todo:
         name, split_parents, split_branches = key = todo.pop()
         if key in done:
@@ -233,15 +335,23 @@ def _traverse(flow, steps, errors: Collector):
         for nxt in step.next:  # the last one pushed is walked first
             if nxt != name and nxt in steps:
                 in_funcs[nxt].add(name)
-                todo.append((nxt, split_parents, split_branches + ((nxt,) if add_branch else ())))
+                todo.append(
+                    (
+                        nxt,
+                        split_parents,
+                        split_branches + ((nxt,) if add_branch else ()),
+                    )
+                )
     reached = set(parents)
     for step in flow.steps:
         if step.name not in reached:
-            errors.add(_error(
-                step,
-                f"step {step.name} is unreachable from the start step {flow.start}",
-                f"add self.next(self.{step.name}) in another step or remove it",
-            ))
+            errors.add(
+                _error(
+                    step,
+                    f"step {step.name} is unreachable from the start step {flow.start}",
+                    f"add self.next(self.{step.name}) in another step or remove it",
+                )
+            )
     return {
         n: (tuple(sorted(in_funcs[n])), parents[n], branches[n], joins.get(n))
         for n in steps
@@ -249,7 +359,7 @@ def _traverse(flow, steps, errors: Collector):
     }
 
 
-def _topological(flow, steps) -> tuple[str, ...]:
+def _topological(flow: m.Flow, steps: dict[str, m.Step]) -> tuple[str, ...]:
     """Steps in a topological order (self-loops ignored), ties broken by source line."""
     indegree = {n: 0 for n in steps}
     for step in flow.steps:
@@ -277,16 +387,25 @@ def _check_structure(graph: Graph, errors: Collector) -> None:
     for node in graph.nodes.values():
         step = node.step
         if step.kind == m.FOREACH and any(graph[n].kind == m.JOIN for n in step.next):
-            errors.add(_error(step, f"foreach {step.name} goes straight into a join", "add at least one step between the foreach and its join", True))
+            errors.add(
+                _error(
+                    step,
+                    f"foreach {step.name} goes straight into a join",
+                    "add at least one step between the foreach and its join",
+                    True,
+                )
+            )
         if step.kind == m.JOIN:
             switches = [p for p in node.in_funcs if graph[p].kind == m.SWITCH]
             if switches:
-                errors.add(_error(
-                    graph[switches[0]].step,
-                    f"switch step {switches[0]} leads straight into the join step {step.name}",
-                    "add an unconditional step on that path before the join",
-                    True,
-                ))
+                errors.add(
+                    _error(
+                        graph[switches[0]].step,
+                        f"switch step {switches[0]} leads straight into the join step {step.name}",
+                        "add an unconditional step on that path before the join",
+                        True,
+                    )
+                )
 
     def walk(name: str, stack: tuple[tuple[str, ...], ...]) -> list[tuple]:
         """Check ``name`` reached with ``stack``; the next (step, stack) to check."""
@@ -295,13 +414,25 @@ def _check_structure(graph: Graph, errors: Collector) -> None:
         if step.kind in (m.SPLIT, m.FOREACH):
             stack = stack + (step.next,)
         elif step.kind == m.END and stack:
-            _fail(step, f"the end step is reached before the split(s) {', '.join(stack[-1])} were joined", f"add a join step before {step.name}")
+            _fail(
+                step,
+                f"the end step is reached before the split(s) {', '.join(stack[-1])} were joined",
+                f"add a join step before {step.name}",
+            )
         elif step.kind == m.JOIN:
             if not stack:
-                _fail(step, f"step {step.name} takes inputs but no split precedes it", "make sure every join has a matching split")
+                _fail(
+                    step,
+                    f"step {step.name} takes inputs but no split precedes it",
+                    "make sure every join has a matching split",
+                )
             roots = stack[-1]
             stack = stack[:-1]
-            resolved = {graph[n].split_branches[-1] for n in node.in_funcs if graph[n].split_branches}
+            resolved = {
+                graph[n].split_branches[-1]
+                for n in node.in_funcs
+                if graph[n].split_branches
+            }
             if resolved != set(roots):
                 missing = [r for r in roots if r not in resolved]
                 _fail(
@@ -309,7 +440,11 @@ def _check_structure(graph: Graph, errors: Collector) -> None:
                     f"join step {step.name} expects {len(roots)} incoming paths, one per "
                     f"branch of the split into {', '.join(roots)}, but gets "
                     f"{', '.join(sorted(resolved)) or 'none'}",
-                    (f"branch {', '.join(missing)} does not reach {step.name}; " if missing else "")
+                    (
+                        f"branch {', '.join(missing)} does not reach {step.name}; "
+                        if missing
+                        else ""
+                    )
                     + "every branch of a split must reach its join",
                 )
 
@@ -318,7 +453,11 @@ def _check_structure(graph: Graph, errors: Collector) -> None:
                 return p[:-1] if graph[n].kind == m.JOIN else p
 
             if len({lineage(n) for n in node.in_funcs}) > 1:
-                _fail(step, f"join {step.name} joins steps from unrelated splits", "make sure every split has its own join")
+                _fail(
+                    step,
+                    f"join {step.name} joins steps from unrelated splits",
+                    "make sure every split has its own join",
+                )
         return [(nxt, stack) for nxt in graph.successors(name)]
 
     def walk_all() -> None:

@@ -26,12 +26,14 @@ import sys
 from dataclasses import dataclass
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 # FileFinder's order: extension modules, then source, then bytecode.
 SUFFIXES = (*EXTENSION_SUFFIXES, *SOURCE_SUFFIXES, *BYTECODE_SUFFIXES)
 # Modules that are never user code: the standard library and Metaflow itself.
-NEVER_SEARCHED = frozenset(sys.stdlib_module_names) | frozenset(sys.builtin_module_names)
+NEVER_SEARCHED = frozenset(sys.stdlib_module_names) | frozenset(
+    sys.builtin_module_names
+)
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,17 @@ class SearchPath:
 
 def search_path(
     paths: Iterable[Path | str] = (),
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     cwd: str | None = None,
     interpreter_path: Sequence[str] | None = None,
 ) -> SearchPath:
     """The search path for ``--path`` ``paths`` (relative ones against ``cwd``), the
     ``PYTHONPATH`` of ``environ`` (an empty entry is ``cwd``, as Python reads it) and
     the interpreter's ``sys.path``."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     cwd = os.getcwd() if cwd is None else cwd
     local: list[str] = []
-    for entry in [*map(str, paths), *_split(environ.get("PYTHONPATH", ""))]:
+    for entry in [*map(str, paths), *_split(env.get("PYTHONPATH", ""))]:
         folder = os.path.normpath(os.path.join(cwd, entry))
         if folder not in local:
             local.append(folder)
@@ -123,7 +125,9 @@ class Finder:
         head, _, tail = name.rpartition(".")
         if not head:
             entries = self.entries
-            if name in NEVER_SEARCHED:  # only local code can shadow the standard library
+            if (
+                name in NEVER_SEARCHED
+            ):  # only local code can shadow the standard library
                 entries = [(folder, local) for folder, local in entries if local]
             found = _find_in(entries, name, name, None)
             if found is None and name in NEVER_SEARCHED:
@@ -135,8 +139,12 @@ class Finder:
             elif parent.opaque:  # its submodules cannot be read either
                 found = Module(name, None, (), parent.root, parent.local, True)
             else:
-                flags = parent.local_locations or (parent.local,) * len(parent.locations)
-                found = _find_in(list(zip(parent.locations, flags)), tail, name, parent.root)
+                flags = parent.local_locations or (parent.local,) * len(
+                    parent.locations
+                )
+                found = _find_in(
+                    list(zip(parent.locations, flags)), tail, name, parent.root
+                )
         self._found[name] = found
         return found
 
@@ -154,16 +162,35 @@ def _find_in(
                 if init.is_file():
                     readable = suffix in SOURCE_SUFFIXES
                     return Module(
-                        name, init if readable else None, (package,), root or folder, local, not readable
+                        name,
+                        init if readable else None,
+                        (package,),
+                        root or folder,
+                        local,
+                        not readable,
                     )
             portions.append((package, local))
         for suffix in SUFFIXES:
             file = folder / f"{part}{suffix}"
             if file.is_file():
                 readable = suffix in SOURCE_SUFFIXES
-                return Module(name, file if readable else None, (), root or folder, local, not readable)
+                return Module(
+                    name,
+                    file if readable else None,
+                    (),
+                    root or folder,
+                    local,
+                    not readable,
+                )
     if portions:
         folders = tuple(p for p, _ in portions)
         flags = tuple(f for _, f in portions)
-        return Module(name, None, folders, root or folders[0].parent, flags[0], local_locations=flags)
+        return Module(
+            name,
+            None,
+            folders,
+            root or folders[0].parent,
+            flags[0],
+            local_locations=flags,
+        )
     return None

@@ -195,5 +195,12 @@ class Flow:
     def decorator(self, name: str) -> Decorator | None:
         return next((d for d in self.decorators if d.name == name), None)
 
+    @property
+    def mutators(self) -> tuple[Decorator, ...]:
+        """Flow decorators that are not Metaflow's: FlowMutators (or user flow
+        decorators) that may change any step's decorators when Metaflow loads the flow.
+        """
+        return tuple(d for d in self.decorators if d.mutator)
+
     def compensation(self, step: str) -> Compensation | None:
         return next((c for c in self.compensations if c.step == step), None)

@@ -8,6 +8,7 @@ A plan is a tree: blocks of statements, where a statement runs one step, fans ou
 from __future__ import annotations
 
 import keyword
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import model as m
@@ -19,18 +20,54 @@ from .graph import Graph
 # each split or foreach body is a method of its own, planned recursively.
 MAX_NESTING = 64
 
-# Local names generated code uses; a step with one of these names gets a suffix.
-TAKEN = frozenset({"self", "run", "parent", "index", "rt", "asyncio", "workflow", "params"})
+# Names the generated module uses itself, beside those it derives from step names:
+# module constants (beside each step's StepSpec constant) and locals of the graph
+# methods (beside each step's task variable).
+MODULE_NAMES = frozenset(
+    {
+        "FLOW", "GRAPH", "MAX_WORKERS", "PARAMS", "PROJECT", "REGENERATE",
+        "RUNTIME_API", "SCHEDULE", "TASK_QUEUE", "WORKFLOW", "WORKFLOWS",
+    }
+)  # fmt: skip
+LOCAL_NAMES = frozenset(
+    {"self", "run", "parent", "index", "group", "rt", "asyncio", "workflow", "params"}
+)
 
 
-def var(step: str) -> str:
-    """The variable holding a step's finished task."""
-    return f"{step}_" if step in TAKEN or keyword.iskeyword(step) else step
+class Names:
+    """Every identifier generated code derives from step names, computed once: one
+    that would collide with another, with a name the module uses itself or with a
+    keyword gets a suffix (``_`` for a local, ``_STEP`` for a constant, then a
+    number), deterministically in the order names are claimed."""
+
+    def __init__(self, steps: Sequence[str]):
+        self._locals = set(LOCAL_NAMES)
+        self._constants = set(MODULE_NAMES)
+        self._var = {s: self.local(s) for s in steps}
+        self._const = {s: _claim(self._constants, s.upper(), "_STEP") for s in steps}
+
+    def var(self, step: str) -> str:
+        """The variable holding a step's finished task."""
+        return self._var[step]
+
+    def const(self, step: str) -> str:
+        """The module constant holding a step's ``StepSpec``."""
+        return self._const[step]
+
+    def local(self, wanted: str) -> str:
+        """A fresh local name: ``wanted`` if it is free."""
+        return _claim(self._locals, wanted, "_")
 
 
-def const(step: str) -> str:
-    """The module constant holding a step's ``StepSpec``."""
-    return step.upper()
+def _claim(taken: set[str], wanted: str, suffix: str) -> str:
+    """``wanted``, else ``wanted + suffix``, else that numbered from 2 (``x_2``,
+    ``X_STEP_2``): the first not in ``taken`` (and not a keyword), now taken."""
+    name, n = wanted, 1
+    while name in taken or keyword.iskeyword(name):
+        n += 1
+        name = wanted + suffix if n == 2 else f"{wanted}{suffix.rstrip('_')}_{n - 1}"
+    taken.add(name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -38,6 +75,7 @@ class Call:
     """``target = await run.step(SPEC, inputs, split_index=...)``."""
 
     step: m.Step
+    const: str
     target: str
     inputs: str
     split_index: bool = False
@@ -47,11 +85,15 @@ class Call:
 
 @dataclass(frozen=True)
 class Parallel:
-    """A static split: ``a, b = await run.parallel(x, self.branch_a, ...)``."""
+    """A static split: a task group that starts one task per branch method (named
+    ``tasks``), then ``targets`` = their results, in branch order."""
 
     split: str
     methods: tuple[str, ...]
+    tasks: tuple[str, ...]
     targets: tuple[str, ...]
+    # whether a branch is a compensation scope (undoes its own steps if it fails)
+    compensated: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,9 +101,11 @@ class Foreach:
     """``target = await run.foreach(parent, self.body, ...)``."""
 
     parent: m.Step
+    parent_var: str
     method: str
     chunk_class: str
-    body_steps: int
+    # the tasks one split runs (every step of the body, all switch cases counted)
+    tasks_per_split: int
     target: str
 
 
@@ -78,6 +122,7 @@ class Switch:
     """``if x.next_step == "a": ... elif ...`` assigning ``target`` in every case."""
 
     switch: m.Step
+    switch_var: str
     cases: tuple[Case, ...]
     target: str
 
@@ -87,6 +132,7 @@ class Loop:
     """A switch that can choose itself: run it again while it does."""
 
     step: m.Step
+    const: str
     target: str
 
 
@@ -103,6 +149,8 @@ class Method:
     # whether a step in it (or in what it fans out to) has a compensation: then
     # the method is a compensation scope that unwinds when it fails
     compensated: bool = False
+    # what it undoes when it fails, in the order the undoing runs (``undo_order``)
+    undo: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +159,9 @@ class Plan:
     graph: Graph
     body: tuple
     methods: tuple[Method, ...]
+    names: Names
+    # what the whole run undoes when it fails at its end, in the order that runs
+    undo: tuple[str, ...] = ()
 
     @property
     def compensated(self) -> bool:
@@ -130,7 +181,39 @@ def build(graph: Graph) -> Plan:
     body, _ = builder.block(graph.flow.start, None, "run.parameters")
     order = {name: i for i, name in enumerate(graph.order)}
     methods = tuple(sorted(builder.methods, key=lambda mt: order[mt.first]))
-    return Plan(graph.flow, graph, body, methods)
+    return Plan(
+        graph.flow, graph, body, methods, builder.names, undo_order(body, builder.undo)
+    )
+
+
+def undo_order(body: tuple, methods: dict[str, tuple]) -> tuple[str, ...]:
+    """What a scope running ``body`` undoes if it fails after its last statement, in
+    the order the compensations run (last registered first), a line each:
+    ``handler (step)``, qualified for foreach splits, loops and switch cases.
+    ``methods``: the body of every branch and foreach method."""
+    return tuple(reversed(_registered(body, methods, "")))
+
+
+def _registered(body: tuple, methods: dict[str, tuple], where: str) -> list[str]:
+    """The compensations ``body`` registers, in registration order."""
+    out: list[str] = []
+    for s in body:
+        if isinstance(s, Call) and s.compensation is not None:
+            out.append(f"{s.compensation.handler} ({s.step.name}{where})")
+        elif (
+            isinstance(s, Loop) and out and out[-1].endswith(f"({s.step.name}{where})")
+        ):
+            out[-1] = out[-1][:-1] + ", every iteration, last first)"
+        elif isinstance(s, Parallel):
+            for name in s.methods:
+                out += _registered(methods[name], methods, where)
+        elif isinstance(s, Foreach):
+            inner = _registered(methods[s.method], methods, "")
+            out += [line[:-1] + f", every split, last first{where})" for line in inner]
+        elif isinstance(s, Switch):
+            for case in s.cases:
+                out += _registered(case.body, methods, f"{where}, if {case.step} ran")
+    return out
 
 
 def chunk_class(flow: m.Flow, method: str) -> str:
@@ -142,8 +225,13 @@ class _Builder:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.methods: list[Method] = []
+        self.names = Names(graph.order)
+        # method name -> its statements
+        self.undo: dict[str, tuple] = {}
 
-    def block(self, first: str, stop: str | None, source: str, split_index=False, depth=0):
+    def block(
+        self, first: str, stop: str | None, source: str, split_index=False, depth=0
+    ):
         """Statements from ``first`` up to (not including) ``stop``; returns the
         statements and the variable holding the last task. ``depth``: how many
         splits, foreaches and switch cases the block is nested in."""
@@ -163,44 +251,63 @@ class _Builder:
         while current is not None and current != stop:
             node = self.graph[current]
             step = node.step
-            target = var(step.name)
+            target = self.names.var(step.name)
+            const = self.names.const(step.name)
             compensation = self.graph.flow.compensation(step.name)
-            out.append(Call(step, target, inputs, split_index, compensation))
+            out.append(Call(step, const, target, inputs, split_index, compensation))
             split_index = False
             last = target
             if self.graph.is_loop(step.name):
-                out.append(Loop(step, target))
+                out.append(Loop(step, const, target))
             if step.kind == m.SPLIT:
                 join = node.matching_join
                 methods, results = [], []
                 for branch in sorted(step.next):
-                    method, result = self.method("branch", branch, join, depth=depth + 1)
+                    method, result = self.method(
+                        "branch", branch, join, depth=depth + 1
+                    )
                     methods.append(method)
                     results.append(result)
-                out.append(Parallel(target, tuple(methods), tuple(results)))
+                branch_tasks = tuple(self.names.local(f"{r}_task") for r in results)
+                compensated = any(self._method(n).compensated for n in methods)
+                out.append(
+                    Parallel(
+                        target,
+                        tuple(methods),
+                        branch_tasks,
+                        tuple(results),
+                        compensated,
+                    )
+                )
                 inputs = "[" + ", ".join(results) + "]"
                 current = join
             elif step.kind == m.FOREACH:
                 join = node.matching_join
                 (body_first,) = step.next
-                method, _ = self.method("foreach", body_first, join, split_index=True, depth=depth + 1)
-                tasks = f"{var(body_first)}_tasks"
+                method, _ = self.method(
+                    "foreach", body_first, join, split_index=True, depth=depth + 1
+                )
+                tasks = self.names.local(f"{self.names.var(body_first)}_tasks")
                 steps = self._count(body_first, join)
-                out.append(Foreach(step, method, chunk_class(self.graph.flow, method), steps, tasks))
+                chunk = chunk_class(self.graph.flow, method)
+                out.append(Foreach(step, target, method, chunk, steps, tasks))
                 inputs = tasks
                 current = join
             elif step.kind == m.SWITCH:
                 merge = self.merge_point(step.name, stop)
                 cases = []
                 exits = [(k, s) for k, s in step.switch_cases if s != step.name]
-                result = f"after_{step.name}"
+                result = None
                 for key, target_step in exits:
-                    body, case_last = self.block(target_step, merge, target, depth=depth + 1)
+                    body, case_last = self.block(
+                        target_step, merge, target, depth=depth + 1
+                    )
                     cases.append(Case(key, target_step, tuple(body), case_last))
                 if len(cases) == 1 and not cases[0].body:
                     result = target
                 else:
-                    out.append(Switch(step, tuple(cases), result))
+                    result = self.names.local(f"after_{step.name}")
+                    out.append(Switch(step, target, tuple(cases), result))
                 inputs = f"[{result}]"
                 last = result
                 current = merge
@@ -218,12 +325,17 @@ class _Builder:
         doc = f"{doc_kind} starting at step {first}."
         region = self._reachable(first, stop) - {stop}
         compensated = any(self.graph.flow.compensation(s) for s in region)
+        self.undo[name] = tuple(body)
+        undo = undo_order(tuple(body), self.undo)
         self.methods.append(
-            Method(name, kind, first, tuple(body), result, doc, compensated)
+            Method(name, kind, first, tuple(body), result, doc, compensated, undo)
         )
         return name, result
 
-    def _count(self, first: str, stop: str) -> int:
+    def _method(self, name: str) -> Method:
+        return next(mt for mt in self.methods if mt.name == name)
+
+    def _count(self, first: str, stop: str | None) -> int:
         """Steps in a region (every task a split runs, all cases counted)."""
         return len(self._reachable(first, stop) - {stop})
 
@@ -231,13 +343,11 @@ class _Builder:
         """Where the cases of a switch meet again: the earliest step (in topological
         order) that every case reaches; ``stop`` or the end if nothing earlier."""
         order = {name: i for i, name in enumerate(self.graph.order)}
-        reach = [
-            self._reachable(s, stop) for s in self.graph.successors(switch)
-        ]
+        reach = [self._reachable(s, stop) for s in self.graph.successors(switch)]
         common = set.intersection(*reach)
         if not common:
             return stop
-        return min(common, key=order.get)
+        return min(common, key=order.__getitem__)
 
     def _reachable(self, first: str, stop: str | None) -> set[str]:
         seen, todo = set(), [first]

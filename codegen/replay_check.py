@@ -35,7 +35,7 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from .run_command import importable
+from .run_command import importable, muted
 
 PROG = "mf-temporal-codegen replay-check"
 EXIT_OK, EXIT_BREAKS, EXIT_USAGE = 0, 1, 2
@@ -83,12 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--address", metavar="HOST:PORT", help="replay the flows' recent executions on this server"
+        "--address",
+        metavar="HOST:PORT",
+        help="replay the flows' recent executions on this server",
     )
     source.add_argument(
-        "--histories", type=Path, metavar="DIR", help="replay every *.json history in DIR"
+        "--histories",
+        type=Path,
+        metavar="DIR",
+        help="replay every *.json history in DIR",
     )
-    p.add_argument("--namespace", default="default", help="with --address (default: default)")
+    p.add_argument(
+        "--namespace", default="default", help="with --address (default: default)"
+    )
     p.add_argument(
         "--limit",
         type=int,
@@ -125,7 +132,9 @@ def main(argv: list[str]) -> int:
     return EXIT_BREAKS if broken else EXIT_OK
 
 
-async def _check(modules: list[ModuleType], args: argparse.Namespace) -> tuple[list[Broken], int]:
+async def _check(
+    modules: list[ModuleType], args: argparse.Namespace
+) -> tuple[list[Broken], int]:
     if args.histories:
         histories = read_histories(args.histories)
     else:
@@ -169,14 +178,19 @@ def _import(package: Path, file: Path) -> ModuleType:
 def workflow_types(modules: Sequence[ModuleType]) -> list[str]:
     """The Temporal workflow type names the modules register."""
     # (the SDK has no public accessor for a class's @workflow.defn name)
-    return [workflow._Definition.must_from_class(cls).name for m in modules for cls in m.WORKFLOWS]
+    names = (
+        workflow._Definition.must_from_class(c).name
+        for m in modules
+        for c in m.WORKFLOWS
+    )
+    return [name for name in names if name is not None]
 
 
 async def fetch_histories(
     address: str, namespace: str, types: Sequence[str], limit: int
 ) -> list[WorkflowHistory]:
     """The histories of the newest ``limit`` executions of ``types``, running or closed."""
-    from .runtime.worker import ConnectError, connect
+    from .runtime.connection import ConnectError, connect
 
     try:
         client = await connect(address, namespace)
@@ -187,17 +201,23 @@ async def fetch_histories(
         executions = [e async for e in client.list_workflows(query, limit=limit)]
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
         return list(
-            await asyncio.gather(*(_fetch(client, gate, e.id, e.run_id) for e in executions))
+            await asyncio.gather(
+                *(_fetch(client, gate, e.id, e.run_id) for e in executions)
+            )
         )
     except RPCError as exc:
-        raise UsageError(f"{address} (namespace {namespace}): {_one_line(exc.message)}") from exc
+        raise UsageError(
+            f"{address} (namespace {namespace}): {_one_line(exc.message)}"
+        ) from exc
 
 
 async def _fetch(
     client: Client, gate: asyncio.Semaphore, workflow_id: str, run_id: str
 ) -> WorkflowHistory:
     async with gate:
-        return await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        return await client.get_workflow_handle(
+            workflow_id, run_id=run_id
+        ).fetch_history()
 
 
 def export_histories(histories: Sequence[WorkflowHistory], folder: Path) -> None:
@@ -225,45 +245,40 @@ def read_history(file: Path) -> WorkflowHistory:
         history = WorkflowHistory.from_json("", file.read_text())
         run_id = history.run_id
     except Exception as exc:  # not JSON, not a history: the file is the problem
-        raise UsageError(f"{file}: not a workflow history ({_one_line(str(exc))})") from exc
-    workflow_id = history.events[0].workflow_execution_started_event_attributes.workflow_id
+        raise UsageError(
+            f"{file}: not a workflow history ({_one_line(str(exc))})"
+        ) from exc
+    workflow_id = history.events[
+        0
+    ].workflow_execution_started_event_attributes.workflow_id
     if not workflow_id:
         workflow_id = unquote(file.stem.removesuffix(f"{RUN_SEPARATOR}{run_id}"))
     return WorkflowHistory(workflow_id, history.events)
 
 
-async def replay(workflows: Sequence[type], histories: Sequence[WorkflowHistory]) -> list[Broken]:
+async def replay(
+    workflows: Sequence[type], histories: Sequence[WorkflowHistory]
+) -> list[Broken]:
     """The histories that do not replay against ``workflows``."""
     # (without logging: the SDK's core logs a warning per failure on stdout)
     replayer = Replayer(
         workflows=workflows, runtime=Runtime(telemetry=TelemetryConfig(logging=None))
     )
     broken = []
-    with _quiet_replay_failures():
+    with muted("temporalio.worker", logging.CRITICAL):
         async with replayer.workflow_replay_iterator(_iterate(histories)) as results:
             async for result in results:
                 if result.replay_failure is not None:
                     h = result.history
-                    broken.append(Broken(h.workflow_id, h.run_id, _reason(result.replay_failure)))
+                    broken.append(
+                        Broken(h.workflow_id, h.run_id, _reason(result.replay_failure))
+                    )
     return broken
 
 
 async def _iterate(histories: Sequence[WorkflowHistory]):
     for h in histories:
         yield h
-
-
-@contextmanager
-def _quiet_replay_failures() -> Iterator[None]:
-    """The SDK's worker logs a traceback per failed workflow activation: each
-    failure is reported as one line instead."""
-    logger = logging.getLogger("temporalio.worker")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _reason(failure: Exception) -> str:

@@ -65,7 +65,9 @@ async def run_embedded(
     async with AsyncExitStack() as stack:
         server = None
         if not address:
-            server = await stack.enter_async_context(_in_background(dev_server(ui=True)))
+            server = await stack.enter_async_context(
+                _in_background(dev_server(ui=True))
+            )
         with _package_dir(flow_file, options) as package:
             worker, modules = await asyncio.gather(
                 asyncio.to_thread(importlib.import_module, WORKER_MODULE),
@@ -74,7 +76,9 @@ async def run_embedded(
                 ),
             )
             if len(modules) != 1:
-                say(f"error: expected one flow in {flow_file}, generated {len(modules)}")
+                say(
+                    f"error: expected one flow in {flow_file}, generated {len(modules)}"
+                )
                 return 1
             with importable(package):
                 module = importlib.import_module(
@@ -93,10 +97,16 @@ async def run_embedded(
                     worker.FlowLoadError,
                 )
                 try:
-                    with _quiet_activity_failures():
+                    with muted("temporalio.activity", logging.ERROR):
                         return await _run(
-                            worker, module, run_params, address, server, launcher,
-                            progress, say,
+                            worker,
+                            module,
+                            run_params,
+                            address,
+                            server,
+                            launcher,
+                            progress,
+                            say,
                         )
                 except expected as exc:
                     say(f"error: {exc}")
@@ -245,15 +255,16 @@ class Progress:
 
 
 @contextmanager
-def _quiet_activity_failures() -> Iterator[None]:
-    """Failed tasks already print a ``✗`` line: mute the SDK's traceback per failure."""
-    logger = logging.getLogger("temporalio.activity")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def muted(logger_name: str, level: int) -> Iterator[None]:
+    """Only records of ``level`` and above from ``logger_name`` for the block (the
+    SDK logs a traceback per failure that a command reports in one line itself)."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 @contextmanager

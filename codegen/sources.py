@@ -18,7 +18,6 @@ imports from the importing module's own package. What a name can resolve to:
 
 from __future__ import annotations
 
-import ast
 import gc
 import io
 import os
@@ -65,7 +64,7 @@ class Source:
     metaflow_star: bool = False
     classes: dict[str, cst.ClassDef] = field(default_factory=dict)
     functions: dict[str, cst.FunctionDef] = field(default_factory=dict)
-    _counts: Counter | None = None
+    _counts: Counter[str] | None = None
     _assigned: dict[str, cst.BaseExpression] = field(default_factory=dict)
     _star: bool = False
 
@@ -76,39 +75,42 @@ class Source:
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
-    def _index(self) -> None:
+    def _index(self) -> Counter[str]:
+        """How often module-level statements bind each name (computed once)."""
         if self._counts is None:
             self._counts, self._assigned, self._star = bindings(self.module.body)
             if "global" in self.module.code:
                 for name in _globals(self.module):
                     self._counts[name] += 2
+        return self._counts
 
     def constant(self, name: str) -> cst.BaseExpression | None:
         """The value of ``name`` if a plain assignment binds it once, unconditionally."""
-        self._index()
-        if self._counts[name] == 1:
+        if self._index()[name] == 1:
             return self._assigned.get(name)
         return None
 
     def stable(self, name: str) -> bool:
         """Whether ``name`` is bound exactly once at module level, unconditionally."""
-        self._index()
-        return self._counts[name] == 1
+        return self._index()[name] == 1
 
     def binds(self, name: str) -> bool:
         """Whether anything at module level binds ``name`` (or a star import might)."""
-        self._index()
-        return self._counts[name] > 0 or self._star
+        return self._index()[name] > 0 or self._star
 
 
-def bindings(statements: Any) -> tuple[Counter, dict[str, cst.BaseExpression], bool]:
+def bindings(
+    statements: Any,
+) -> tuple[Counter[str], dict[str, cst.BaseExpression], bool]:
     """For a module or class body: how often each name is bound (a binding inside
     ``if``/``for``/``try``/... counts 2), the value of each name a plain assignment
     binds, and whether a star import binds unknown names."""
     binder = _Binder()
     assigned: dict[str, cst.BaseExpression] = {}
     for stmt in statements:
-        simple = isinstance(stmt, (cst.SimpleStatementLine, cst.ClassDef, cst.FunctionDef))
+        simple = isinstance(
+            stmt, (cst.SimpleStatementLine, cst.ClassDef, cst.FunctionDef)
+        )
         binder.weight = 1 if simple else 2
         stmt.visit(binder)
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -117,7 +119,9 @@ def bindings(statements: Any) -> tuple[Counter, dict[str, cst.BaseExpression], b
     return binder.counts, assigned, binder.star
 
 
-def _note_assignment(small: cst.BaseSmallStatement, assigned: dict[str, cst.BaseExpression]) -> None:
+def _note_assignment(
+    small: cst.BaseSmallStatement, assigned: dict[str, cst.BaseExpression]
+) -> None:
     if isinstance(small, cst.Assign):
         for target in small.targets:
             if isinstance(target.target, cst.Name):
@@ -178,15 +182,14 @@ class _Binder(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            local = alias.asname.name if alias.asname else alias.name
-            self._bind([_dotted(local).split(".")[0]])
+            self._bind([(alias.evaluated_alias or alias.evaluated_name).split(".")[0]])
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
             self.star = True
             return
         for alias in node.names:
-            self._bind([_dotted(alias.asname.name if alias.asname else alias.name)])
+            self._bind([alias.evaluated_alias or alias.evaluated_name])
 
     def visit_MatchAs(self, node: cst.MatchAs) -> None:
         if node.name is not None:
@@ -244,6 +247,17 @@ def _dotted(expr: cst.CSTNode | None) -> str | None:
 dotted = _dotted
 
 
+def callee(deco: cst.Decorator) -> cst.BaseExpression:
+    """What a decorator names: ``step`` for ``@step`` and ``@step(start=True)``."""
+    expr = deco.decorator
+    return expr.func if isinstance(expr, cst.Call) else expr
+
+
+def docstring(node: cst.ClassDef | cst.FunctionDef) -> str:
+    """The class's or function's cleaned docstring, "" without one."""
+    return node.get_docstring(clean=True) or ""
+
+
 def origin(source: Source, name: str) -> tuple[str, str]:
     """(origin module, bare name) of a decorator or callable named in ``source``."""
     head, _, rest = name.partition(".")
@@ -274,7 +288,9 @@ def absolute_module(source: Source, module: str) -> str | None:
     return f"{base}.{rest}" if rest else base
 
 
-def is_metaflow(source: Source, expr: cst.BaseExpression, name: str, package: str = METAFLOW) -> bool:
+def is_metaflow(
+    source: Source, expr: cst.BaseExpression, name: str, package: str = METAFLOW
+) -> bool:
     """Whether ``expr`` names ``name`` imported from ``package`` (or a submodule)."""
     name_of = _dotted(expr)
     if name_of is None:
@@ -294,7 +310,9 @@ def read_source(path: Path, display: str, cite: str, **fields: Any) -> Source:
             compile(text, display, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise CodegenError(
-            Pos(display, exc.lineno or 1, exc.offset or 1, cite), f"invalid Python: {exc.msg}", SYNTAX_HINT
+            Pos(display, exc.lineno or 1, exc.offset or 1, cite),
+            f"invalid Python: {exc.msg}",
+            SYNTAX_HINT,
         ) from None
     except (MemoryError, RecursionError):
         raise CodegenError(
@@ -304,7 +322,9 @@ def read_source(path: Path, display: str, cite: str, **fields: Any) -> Source:
             DEPTH_HINT,
         ) from None
     except ValueError as exc:
-        raise CodegenError(Pos(display, 1, 1, cite), f"invalid Python: {exc}", SYNTAX_HINT) from None
+        raise CodegenError(
+            Pos(display, 1, 1, cite), f"invalid Python: {exc}", SYNTAX_HINT
+        ) from None
     try:
         # libcst makes a great many objects and no garbage cycles: collecting
         # while it runs only costs time (a third of it on a 10,000-step flow)
@@ -313,10 +333,14 @@ def read_source(path: Path, display: str, cite: str, **fields: Any) -> Source:
             positions = _positions(module)
     except cst.ParserSyntaxError as exc:
         raise CodegenError(
-            Pos(display, exc.raw_line, exc.raw_column + 1, cite), f"invalid Python: {exc.message}", SYNTAX_HINT
+            Pos(display, exc.raw_line, exc.raw_column + 1, cite),
+            f"invalid Python: {exc.message}",
+            SYNTAX_HINT,
         ) from None
     except RecursionError:
-        raise CodegenError(Pos(display, 1, 1, cite), "the file nests too deeply to be read", DEPTH_HINT) from None
+        raise CodegenError(
+            Pos(display, 1, 1, cite), "the file nests too deeply to be read", DEPTH_HINT
+        ) from None
     source = Source(path, display, cite, module, positions, **fields)
     for stmt in module.body:
         _index_statement(source, stmt)
@@ -373,14 +397,20 @@ def _read_text(path: Path, display: str, cite: str) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise CodegenError(where, "no such file", "check the path of the flow file") from None
+        raise CodegenError(
+            where, "no such file", "check the path of the flow file"
+        ) from None
     except IsADirectoryError:
         raise CodegenError(
-            where, "is a directory, not a flow file", "name the flow's .py file (e.g. flows/my_flow.py)"
+            where,
+            "is a directory, not a flow file",
+            "name the flow's .py file (e.g. flows/my_flow.py)",
         ) from None
     except OSError as exc:
         raise CodegenError(
-            where, f"cannot read file: {exc.strerror or exc}", "check that the file exists and is readable"
+            where,
+            f"cannot read file: {exc.strerror or exc}",
+            "check that the file exists and is readable",
         ) from None
     null = data.find(b"\0")
     if null >= 0:
@@ -395,13 +425,19 @@ def _read_text(path: Path, display: str, cite: str) -> str:
     except SyntaxError as exc:
         if not str(exc.msg).startswith("invalid or missing encoding declaration"):
             # an unknown encoding, or a BOM that contradicts the declared one
-            raise CodegenError(Pos(display, exc.lineno or 1, 1, cite), f"invalid Python: {exc.msg}", ENCODING_HINT) from None
+            raise CodegenError(
+                Pos(display, exc.lineno or 1, 1, cite),
+                f"invalid Python: {exc.msg}",
+                ENCODING_HINT,
+            ) from None
         encoding = "utf-8"  # a first line that is not UTF-8: reported below
     try:
         return io.TextIOWrapper(io.BytesIO(data), encoding, newline=None).read()
     except UnicodeDecodeError as exc:
         line, col = _line_col(data, exc.start)
-        declared = "no encoding declared" if encoding == "utf-8" else f"declared {encoding}"
+        declared = (
+            "no encoding declared" if encoding == "utf-8" else f"declared {encoding}"
+        )
         raise CodegenError(
             Pos(display, line, col, cite),
             f"invalid Python: byte {data[exc.start]:#04x} is not {exc.encoding} ({declared})",
@@ -422,21 +458,31 @@ def _index_statement(source: Source, stmt: cst.CSTNode) -> None:
         source.functions[stmt.name.value] = stmt
     elif isinstance(stmt, cst.SimpleStatementLine):
         for small in stmt.body:
-            if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
-                if not small.relative and (_dotted(small.module) or "").split(".")[0] == METAFLOW:
+            if isinstance(small, cst.ImportFrom) and isinstance(
+                small.names, cst.ImportStar
+            ):
+                if (
+                    not small.relative
+                    and (_dotted(small.module) or "").split(".")[0] == METAFLOW
+                ):
                     source.metaflow_star = True
-            elif isinstance(small, cst.ImportFrom):
+            elif isinstance(small, cst.ImportFrom) and not isinstance(
+                small.names, cst.ImportStar
+            ):
                 module = "." * len(small.relative) + (_dotted(small.module) or "")
                 for alias in small.names:
-                    original = _dotted(alias.name)
-                    local = _dotted(alias.asname.name) if alias.asname else original
+                    original = alias.evaluated_name
+                    local = alias.evaluated_alias or original
                     source.imports[local] = (module, original)
                     source.import_nodes[local] = small
             elif isinstance(small, cst.Import):
                 for alias in small.names:
-                    name = _dotted(alias.name)
-                    local = _dotted(alias.asname.name) if alias.asname else name.split(".")[0]
-                    source.imports[local] = (name if alias.asname else local, "")
+                    name = alias.evaluated_name
+                    local = alias.evaluated_alias or name.split(".")[0]
+                    source.imports[local] = (
+                        name if alias.evaluated_alias else local,
+                        "",
+                    )
                     source.import_nodes[local] = small
 
 
@@ -511,7 +557,17 @@ class _Opaque:
 
 
 OPAQUE = _Opaque()
-Symbol = Union[ClassRef, Value, Function, ModuleRef, MetaflowName, ClassAttr, Missing, _Opaque, None]
+Symbol = Union[
+    ClassRef,
+    Value,
+    Function,
+    ModuleRef,
+    MetaflowName,
+    ClassAttr,
+    Missing,
+    _Opaque,
+    None,
+]
 
 
 class Loader:
@@ -536,7 +592,14 @@ class Loader:
 
     def flow(self) -> Source:
         cite = PurePath(self.flow_display).name
-        return self._load(self.flow_path, self.flow_display, cite, name="__main__", package=None, local=True)
+        return self._load(
+            self.flow_path,
+            self.flow_display,
+            cite,
+            name="__main__",
+            package=None,
+            local=True,
+        )
 
     def _load(self, path: Path, display: str, cite: str, **fields: Any) -> Source:
         key = str(path.resolve())
@@ -548,11 +611,13 @@ class Loader:
         """The parsed source of ``module`` (None: a namespace package or compiled)."""
         if module.file is None:
             return None
-        package = module.name if module.is_package else module.name.rpartition(".")[0] or None
+        package = (
+            module.name if module.is_package else module.name.rpartition(".")[0] or None
+        )
         return self._load(
             module.file,
             self.display(module.file),
-            self._cite(module),
+            self._cite(module.file, module.root),
             name=module.name,
             package=package,
             local=module.local,
@@ -565,13 +630,15 @@ class Loader:
         if os.path.isabs(self.flow_display):
             return absolute
         rel = os.path.relpath(absolute, self.cwd)
-        return absolute if rel.split(os.sep)[0] == os.pardir else PurePath(rel).as_posix()
+        return (
+            absolute if rel.split(os.sep)[0] == os.pardir else PurePath(rel).as_posix()
+        )
 
-    def _cite(self, module: Module) -> str:
-        """The module file relative to the flow's directory when below it, else to
-        the import root it was found under (e.g. ``common/pipeline.py``)."""
-        file = os.path.abspath(module.file)
-        for base in (str(self.flow_dir), os.path.abspath(module.root)):
+    def _cite(self, path: Path, root: Path) -> str:
+        """A module's file relative to the flow's directory when below it, else to
+        the import ``root`` it was found under (e.g. ``common/pipeline.py``)."""
+        file = os.path.abspath(path)
+        for base in (str(self.flow_dir), os.path.abspath(root)):
             rel = os.path.relpath(file, base)
             if rel.split(os.sep)[0] != os.pardir:
                 return PurePath(rel).as_posix()
@@ -583,7 +650,9 @@ class Loader:
 
     # -- resolution
 
-    def resolve(self, source: Source, name: str, values: bool = False, depth: int = 0) -> Symbol:
+    def resolve(
+        self, source: Source, name: str, values: bool = False, depth: int = 0
+    ) -> Symbol:
         """What the dotted ``name`` means in ``source``'s module scope.
 
         With ``values``, module constants are resolved too, but only in local code
@@ -631,7 +700,11 @@ class Loader:
         statement = source.code(node).strip()
         absolute = self._absolute(source, module)
         if isinstance(absolute, Missing):
-            return Missing(absolute.message.format(statement=statement), absolute.hint, source.pos(node))
+            return Missing(
+                absolute.message.format(statement=statement),
+                absolute.hint,
+                source.pos(node),
+            )
         if absolute.split(".")[0] == METAFLOW:
             rest = absolute.partition(".")[2]
             return MetaflowName(".".join(p for p in (rest, original) if p))
@@ -645,15 +718,22 @@ class Loader:
             return Missing(member.message, member.hint, source.pos(node))
         return member
 
-    def _not_found(self, source: Source, node: cst.CSTNode, statement: str, absolute: str) -> Missing:
+    def _not_found(
+        self, source: Source, node: cst.CSTNode, statement: str, absolute: str
+    ) -> Missing:
         parts = absolute.split(".")
         missing = next(
-            ".".join(parts[:i]) for i in range(1, len(parts) + 1) if self.finder.find(".".join(parts[:i])) is None
+            ".".join(parts[:i])
+            for i in range(1, len(parts) + 1)
+            if self.finder.find(".".join(parts[:i])) is None
         )
-        if "." not in missing:
+        # the package above the missing module was found: its directories were searched
+        parent = (
+            self.finder.find(missing.rpartition(".")[0]) if "." in missing else None
+        )
+        if parent is None:
             where = f"searched {self.searched()}"
         else:
-            parent = self.finder.find(missing.rpartition(".")[0])
             where = "searched " + ", ".join(self.display(p) for p in parent.locations)
         return Missing(
             f"cannot find module {missing!r} for `{statement}` ({where})",
@@ -668,9 +748,14 @@ class Loader:
         if absolute is not None:
             return absolute
         if source.package is None:
-            what = "the flow file, which Python runs as __main__" if source.name == "__main__" else f"top-level module {source.name!r}"
+            what = (
+                "the flow file, which Python runs as __main__"
+                if source.name == "__main__"
+                else f"top-level module {source.name!r}"
+            )
             return Missing(
-                "relative import `{statement}` in " + what.replace("{", "{{").replace("}", "}}"),
+                "relative import `{statement}` in "
+                + what.replace("{", "{{").replace("}", "}}"),
                 "a relative import needs a package (attempted relative import with no "
                 "known parent package); use an absolute import (from module import name)",
             )
@@ -686,7 +771,10 @@ class Loader:
             return OPAQUE
         source = self.module_source(module)
         if source is not None and (
-            name in source.classes or name in source.functions or name in source.imports or source.binds(name)
+            name in source.classes
+            or name in source.functions
+            or name in source.imports
+            or source.binds(name)
         ):
             symbol = self._name(source, name, values, depth + 1)
             if symbol is not None:

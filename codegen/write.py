@@ -22,7 +22,7 @@ def diff(files: dict[Path, str]) -> str:
     """A unified diff from what is on disk to what would be generated."""
     import difflib
 
-    chunks = []
+    chunks: list[str] = []
     for path, text in files.items():
         before = _current(path)
         chunks.extend(
@@ -43,7 +43,9 @@ def write_all(files: dict[Path, str]) -> list[Path]:
     written = []
     for path, text in stale(files).items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)

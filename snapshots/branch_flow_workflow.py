@@ -76,7 +76,12 @@ class BranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Pick a base number and fan out to two branches. (branch.py:9)
         start = await run.step(START, [run.parameters])
-        a, b = await run.parallel(start, self.branch_a, self.branch_b)
+        # split: branch_a and branch_b run at once (asyncio tasks); the first to fail
+        # cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            a_task = group.create_task(self.branch_a, start)
+            b_task = group.create_task(self.branch_b, start)
+        a, b = a_task.result(), b_task.result()
         # join: Sum branch values; read each branch by name too. (branch.py:29)
         join = await run.step(JOIN, [a, b])
         # end: Check the join results. (branch.py:39)

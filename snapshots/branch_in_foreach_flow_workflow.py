@@ -82,12 +82,16 @@ class BranchInForeachFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Define the items. (branch_in_foreach.py:12)
         start = await run.step(START, [run.parameters])
-        # foreach over self.items: one foreach_prepare per item
+        # foreach over self.items: one foreach_prepare per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         prepare_tasks = await run.foreach(
             start,
             self.foreach_prepare,
+            max_workers=run.max_workers,
             chunk_workflow="BranchInForeachFlow.foreach_prepare",
-            body_steps=4,
+            tasks_per_split=4,
         )
         # join: Join the foreach: collect per-item results in split order. (branch_in_foreach.py:43)
         join = await run.step(JOIN, prepare_tasks)
@@ -100,7 +104,12 @@ class BranchInForeachFlowWorkflow:
         """Body of the foreach starting at step prepare."""
         # prepare: Foreach body entry: take the item and split. (branch_in_foreach.py:18)
         prepare = await run.step(PREPARE, [parent], split_index=index)
-        plus, times = await run.parallel(prepare, self.branch_plus, self.branch_times)
+        # split: branch_plus and branch_times run at once (asyncio tasks); the first to
+        # fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            plus_task = group.create_task(self.branch_plus, prepare)
+            times_task = group.create_task(self.branch_times, prepare)
+        plus, times = plus_task.result(), times_task.result()
         # combine: Join the static split inside one foreach split. (branch_in_foreach.py:36)
         combine = await run.step(COMBINE, [plus, times])
         return combine

@@ -73,12 +73,16 @@ class ForeachFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Define the items to fan out over. (foreach.py:9)
         start = await run.step(START, [run.parameters])
-        # foreach over self.items: one foreach_square per item
+        # foreach over self.items: one foreach_square per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         square_tasks = await run.foreach(
             start,
             self.foreach_square,
+            max_workers=run.max_workers,
             chunk_workflow="ForeachFlow.foreach_square",
-            body_steps=1,
+            tasks_per_split=1,
         )
         # join: Collect results in split order. (foreach.py:23)
         join = await run.step(JOIN, square_tasks)

@@ -82,7 +82,12 @@ class ForeachInBranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Set the input list and split into two branches. (foreach_in_branch.py:13)
         start = await run.step(START, [run.parameters])
-        fan_join, solo = await run.parallel(start, self.branch_fan, self.branch_solo)
+        # split: branch_fan and branch_solo run at once (asyncio tasks); the first to
+        # fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            fan_join_task = group.create_task(self.branch_fan, start)
+            solo_task = group.create_task(self.branch_solo, start)
+        fan_join, solo = fan_join_task.result(), solo_task.result()
         # branch_join: Join the two branches by name. (foreach_in_branch.py:44)
         branch_join = await run.step(BRANCH_JOIN, [fan_join, solo])
         # end: Check both branches. (foreach_in_branch.py:52)
@@ -92,12 +97,16 @@ class ForeachInBranchFlowWorkflow:
         """Branch starting at step fan."""
         # fan: Branch 1: fan out over the numbers. (foreach_in_branch.py:19)
         fan = await run.step(FAN, [parent])
-        # foreach over self.numbers: one foreach_work per item
+        # foreach over self.numbers: one foreach_work per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         work_tasks = await run.foreach(
             fan,
             self.foreach_work,
+            max_workers=run.max_workers,
             chunk_workflow="ForeachInBranchFlow.foreach_work",
-            body_steps=1,
+            tasks_per_split=1,
         )
         # fan_join: Join the foreach inside branch 1. (foreach_in_branch.py:31)
         fan_join = await run.step(FAN_JOIN, work_tasks)

@@ -79,12 +79,16 @@ class MultiStepForeachFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: List the words to process. (foreach_multistep.py:9)
         start = await run.step(START, [run.parameters])
-        # foreach over self.words: one foreach_load per item
+        # foreach over self.words: one foreach_load per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         load_tasks = await run.foreach(
             start,
             self.foreach_load,
+            max_workers=run.max_workers,
             chunk_workflow="MultiStepForeachFlow.foreach_load",
-            body_steps=3,
+            tasks_per_split=3,
         )
         # join: Collect per-word results in split order. (foreach_multistep.py:37)
         join = await run.step(JOIN, load_tasks)

@@ -85,9 +85,12 @@ class NestedBranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Set a shared seed and fan out. (nested_branch.py:13)
         start = await run.step(START, [run.parameters])
-        left, inner_join = await run.parallel(
-            start, self.branch_left, self.branch_right
-        )
+        # split: branch_left and branch_right run at once (asyncio tasks); the first to
+        # fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            left_task = group.create_task(self.branch_left, start)
+            inner_join_task = group.create_task(self.branch_right, start)
+        left, inner_join = left_task.result(), inner_join_task.result()
         # outer_join: Merge both sides; `origin` differs per branch, so exclude it. (nested_branch.py:51)
         outer_join = await run.step(OUTER_JOIN, [left, inner_join])
         # end: Check merged values from every level. (nested_branch.py:58)
@@ -103,9 +106,12 @@ class NestedBranchFlowWorkflow:
         """Branch starting at step right."""
         # right: Outer branch that splits again. (nested_branch.py:26)
         right = await run.step(RIGHT, [parent])
-        right_x, right_y = await run.parallel(
-            right, self.branch_right_x, self.branch_right_y
-        )
+        # split: branch_right_x and branch_right_y run at once (asyncio tasks); the
+        # first to fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            right_x_task = group.create_task(self.branch_right_x, right)
+            right_y_task = group.create_task(self.branch_right_y, right)
+        right_x, right_y = right_x_task.result(), right_y_task.result()
         # inner_join: Merge x and y: no conflicting artifacts, so merge everything. (nested_branch.py:44)
         inner_join = await run.step(INNER_JOIN, [right_x, right_y])
         return inner_join

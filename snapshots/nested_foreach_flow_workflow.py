@@ -85,12 +85,16 @@ class NestedForeachFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Define the outermost list. (nested_foreach.py:13)
         start = await run.step(START, [run.parameters])
-        # foreach over self.colors: one foreach_outer per item
+        # foreach over self.colors: one foreach_outer per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         outer_tasks = await run.foreach(
             start,
             self.foreach_outer,
+            max_workers=run.max_workers,
             chunk_workflow="NestedForeachFlow.foreach_outer",
-            body_steps=5,
+            tasks_per_split=5,
         )
         # outer_join: Join level 1: flatten everything. (nested_foreach.py:56)
         outer_join = await run.step(OUTER_JOIN, outer_tasks)
@@ -101,12 +105,16 @@ class NestedForeachFlowWorkflow:
         """Body of the foreach starting at step outer."""
         # outer: Level 1: remember the color, fan out over sizes. (nested_foreach.py:19)
         outer = await run.step(OUTER, [parent], split_index=index)
-        # foreach over self.sizes: one foreach_middle per item
+        # foreach over self.sizes: one foreach_middle per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         middle_tasks = await run.foreach(
             outer,
             self.foreach_middle,
+            max_workers=run.max_workers,
             chunk_workflow="NestedForeachFlow.foreach_middle",
-            body_steps=3,
+            tasks_per_split=3,
         )
         # middle_join: Join level 2: flatten combos for one color. (nested_foreach.py:49)
         middle_join = await run.step(MIDDLE_JOIN, middle_tasks)
@@ -116,12 +124,16 @@ class NestedForeachFlowWorkflow:
         """Body of the foreach starting at step middle."""
         # middle: Level 2: remember the size, fan out over shapes. (nested_foreach.py:26)
         middle = await run.step(MIDDLE, [parent], split_index=index)
-        # foreach over self.shapes: one foreach_inner per item
+        # foreach over self.shapes: one foreach_inner per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         inner_tasks = await run.foreach(
             middle,
             self.foreach_inner,
+            max_workers=run.max_workers,
             chunk_workflow="NestedForeachFlow.foreach_inner",
-            body_steps=1,
+            tasks_per_split=1,
         )
         # inner_join: Join level 3: collect combos for one (color, size). (nested_foreach.py:42)
         inner_join = await run.step(INNER_JOIN, inner_tasks)

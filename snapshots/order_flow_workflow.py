@@ -15,10 +15,15 @@ Graph (compensation.py):
     ship -> end
     end (end)
 
-Compensations (run last first when the run fails or is cancelled):
-    charge is undone by refund (compensation.py:41)
-    reserve is undone by release (compensation.py:30)
-    ship is undone by cancel_shipment (compensation.py:59)
+Compensations, in the order they run when the run fails at its end (or is
+cancelled; a run that fails earlier undoes what had run, in the same order):
+    cancel_shipment (ship)
+    refund (charge, every split, last first)
+    release (reserve)
+Where they are defined:
+    refund undoes charge (compensation.py:41)
+    release undoes reserve (compensation.py:30)
+    cancel_shipment undoes ship (compensation.py:59)
 """
 
 from __future__ import annotations
@@ -92,12 +97,16 @@ class OrderFlowWorkflow:
             # reserve: Reserve stock for the whole order. (compensation.py:25)
             # undone by release (compensation.py:30) if the run fails
             reserve = await run.step(RESERVE, [start])
-            # foreach over self.order: one foreach_charge per item
+            # foreach over self.order: one foreach_charge per item, at most max_workers
+            # at once (MAX_WORKERS unless the run says otherwise); the first failure
+            # cancels the rest. A foreach too wide for one history runs in chunk child
+            # workflows, sliced by tasks_per_split.
             charge_tasks = await run.foreach(
                 reserve,
                 self.foreach_charge,
+                max_workers=run.max_workers,
                 chunk_workflow="OrderFlow.foreach_charge",
-                body_steps=1,
+                tasks_per_split=1,
             )
             # collect: Gather the charges. (compensation.py:47)
             collect = await run.step(COLLECT, charge_tasks)
@@ -107,6 +116,8 @@ class OrderFlowWorkflow:
             # end: Check the order went through. (compensation.py:65)
             await run.step(END, [ship])
         except BaseException:
+            # on failure, undo in this order whatever of these ran: cancel_shipment
+            # (ship), refund (charge, every split, last first), release (reserve)
             await run.compensate()
             raise
 
@@ -118,6 +129,7 @@ class OrderFlowWorkflow:
             charge = await run.step(CHARGE, [parent], split_index=index)
             return charge
         except BaseException:
+            # on failure, undo in this order whatever of these ran: refund (charge)
             await run.compensate()
             raise
 

@@ -84,9 +84,12 @@ class SwitchInBranchDirectFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Set the level and split into two static branches. (switch_in_branch_direct.py:14)
         start = await run.step(START, [run.parameters])
-        after_decide, steady = await run.parallel(
-            start, self.branch_decide, self.branch_steady
-        )
+        # split: branch_decide and branch_steady run at once (asyncio tasks); the first
+        # to fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            after_decide_task = group.create_task(self.branch_decide, start)
+            steady_task = group.create_task(self.branch_steady, start)
+        after_decide, steady = after_decide_task.result(), steady_task.result()
         # join: Join: two inputs, whichever case ran and the steady branch. (switch_in_branch_direct.py:44)
         join = await run.step(JOIN, [after_decide, steady])
         # end: Check that exactly the down case and the steady branch arrived. (switch_in_branch_direct.py:52)

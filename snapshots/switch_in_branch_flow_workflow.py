@@ -85,9 +85,12 @@ class SwitchInBranchFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Set the level and split into two static branches. (switch_in_branch.py:13)
         start = await run.step(START, [run.parameters])
-        settle, steady = await run.parallel(
-            start, self.branch_decide, self.branch_steady
-        )
+        # split: branch_decide and branch_steady run at once (asyncio tasks); the first
+        # to fail cancels the other, waits for it, then fails this scope
+        async with run.task_group() as group:
+            settle_task = group.create_task(self.branch_decide, start)
+            steady_task = group.create_task(self.branch_steady, start)
+        settle, steady = settle_task.result(), steady_task.result()
         # join: Join the two static branches by name. (switch_in_branch.py:49)
         join = await run.step(JOIN, [settle, steady])
         # end: Check both branch results. (switch_in_branch.py:57)

@@ -82,12 +82,16 @@ class SwitchInForeachFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Define the numbers; each one gets its own split. (switch_in_foreach.py:13)
         start = await run.step(START, [run.parameters])
-        # foreach over self.numbers: one foreach_classify per item
+        # foreach over self.numbers: one foreach_classify per item, at most max_workers
+        # at once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         classify_tasks = await run.foreach(
             start,
             self.foreach_classify,
+            max_workers=run.max_workers,
             chunk_workflow="SwitchInForeachFlow.foreach_classify",
-            body_steps=4,
+            tasks_per_split=4,
         )
         # join: Foreach join: collect lines in split order. (switch_in_foreach.py:44)
         join = await run.step(JOIN, classify_tasks)

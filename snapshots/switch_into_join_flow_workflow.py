@@ -79,12 +79,16 @@ class SwitchIntoJoinFlowWorkflow:
         """The flow's steps, top to bottom."""
         # start: Define the sizes to fan out over. (switch_into_join.py:13)
         start = await run.step(START, [run.parameters])
-        # foreach over self.sizes: one foreach_classify per item
+        # foreach over self.sizes: one foreach_classify per item, at most max_workers at
+        # once (MAX_WORKERS unless the run says otherwise); the first failure cancels
+        # the rest. A foreach too wide for one history runs in chunk child workflows,
+        # sliced by tasks_per_split.
         classify_tasks = await run.foreach(
             start,
             self.foreach_classify,
+            max_workers=run.max_workers,
             chunk_workflow="SwitchIntoJoinFlow.foreach_classify",
-            body_steps=3,
+            tasks_per_split=3,
         )
         # join: Foreach join: one input per split, from whichever case ran. (switch_into_join.py:39)
         join = await run.step(JOIN, classify_tasks)

@@ -91,5 +91,8 @@ def mf_env(tmp_path, monkeypatch) -> Path:
 def _session_generation_cache(tmp_path_factory):
     """CLI runs cache generated sources for this session only, never in the user's cache."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MF_TEMPORAL_CODEGEN_CACHE_DIR", str(tmp_path_factory.mktemp("generation-cache")))
+        mp.setenv(
+            "MF_TEMPORAL_CODEGEN_CACHE_DIR",
+            str(tmp_path_factory.mktemp("generation-cache")),
+        )
         yield

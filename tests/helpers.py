@@ -66,3 +66,86 @@ def metaflow_check(
         text=True,
         timeout=120,
     )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TemporalServer:
+    """A ``temporal server start-dev`` process on a fixed port and database file, so
+    a test can stop it (any signal) and start it again with its state."""
+
+    def __init__(self, db: Path, port: int | None = None):
+        self.db = db
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        import time
+
+        from mf_temporal_codegen.runtime.devserver import temporal_cli
+
+        self.proc = subprocess.Popen(
+            [
+                temporal_cli(),
+                "server",
+                "start-dev",
+                "--headless",
+                "--log-level",
+                "error",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db-filename",
+                str(self.db),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert (
+                self.proc.poll() is None
+            ), f"temporal server exited with {self.proc.returncode}"
+            ready = subprocess.run(
+                [
+                    temporal_cli(),
+                    "operator",
+                    "namespace",
+                    "describe",
+                    "default",
+                    "--address",
+                    self.address,
+                ],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError(
+            f"temporal server on {self.address} not ready within {timeout}s"
+        )
+
+    def stop(self, sig: int | None = None) -> None:
+        """End the server with ``sig`` (default SIGTERM) and wait for it."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM if sig is None else sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

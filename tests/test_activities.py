@@ -31,14 +31,12 @@ from mf_temporal_codegen.runtime.activities import MetaflowActivities
 from mf_temporal_codegen import run_command
 from mf_temporal_codegen.run_command import run_embedded
 from mf_temporal_codegen.runtime.payloads import FlowRef, InitRequest, StepRequest
-from mf_temporal_codegen.runtime.worker import (
+from mf_temporal_codegen.runtime.params import (
     MAX_ENV_ENTRY_BYTES,
     ParamError,
-    main,
     parse_params,
-    running_worker,
-    start_workflow,
 )
+from mf_temporal_codegen.runtime.worker import main, running_worker, start_workflow
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -275,7 +273,14 @@ class _TypedParams:
 def test_parse_params_optional_and_any():
     parsed = parse_params(
         _OptionalParams,
-        ["note=test_str", "count=3", "ratio=0.5", "flag=no", 'settings={"a": 1}', "anything=[1]"],
+        [
+            "note=test_str",
+            "count=3",
+            "ratio=0.5",
+            "flag=no",
+            'settings={"a": 1}',
+            "anything=[1]",
+        ],
     )
     assert parsed == _OptionalParams("test_str", 3, 0.5, False, {"a": 1}, [1])
     assert parse_params(_OptionalParams, ["note={not json"]).note == "{not json"
@@ -291,7 +296,9 @@ def test_values_metaflow_cannot_carry_are_refused():
         parse_params(_OptionalParams, ["note=a\0b"])
     room = MAX_ENV_ENTRY_BYTES - len("METAFLOW_INIT_NOTE=")
     assert parse_params(_OptionalParams, ["note=" + "x" * room]).note == "x" * room
-    with pytest.raises(ParamError, match=r"note: the value is 131,073 bytes, more than"):
+    with pytest.raises(
+        ParamError, match=r"note: the value is 131,073 bytes, more than"
+    ):
         parse_params(_OptionalParams, ["note=" + "é" * 65536 + "x"])
     with pytest.raises(ParamError, match="settings: the value is"):
         parse_params(_OptionalParams, ['settings=["' + "x" * room + '"]'])
@@ -301,10 +308,18 @@ def test_trigger_refuses_a_too_long_value_before_starting(capsys):
     from flows import linear_workflow as module
 
     # nothing listens there: the value is refused before any connection
-    argv = ["trigger", "--address", "127.0.0.1:1", "--param", "greeting_text=" + "x" * 140_000]
+    argv = [
+        "trigger",
+        "--address",
+        "127.0.0.1:1",
+        "--param",
+        "greeting_text=" + "x" * 140_000,
+    ]
     assert main(module, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: parameter greeting_text: the value is")
+    assert len(err) == 1 and err[0].startswith(
+        "error: parameter greeting_text: the value is"
+    )
 
 
 def test_worker_and_trigger(mf_env, temporal_env, capsys):
@@ -328,7 +343,13 @@ def test_worker_and_trigger(mf_env, temporal_env, capsys):
         base = ["trigger", "--address", temporal_env.address, "--task-queue", queue]
         assert main(module, base + ["--param", "nope=1"]) == 2
         assert "unknown parameter 'nope'" in capsys.readouterr().err
-        assert main(module, ["trigger", "--address", "127.0.0.1:1"]) == 1
+        assert (
+            main(
+                module,
+                ["trigger", "--address", "127.0.0.1:1", "--wait-for-server", "0"],
+            )
+            == 1
+        )
         assert "cannot reach Temporal at 127.0.0.1:1" in capsys.readouterr().err
         wid = f"linear-{uuid.uuid4().hex[:8]}"
         args = [

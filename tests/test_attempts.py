@@ -110,12 +110,8 @@ def _run(temporal_env, module, script: Script):
 
 @pytest.fixture
 def fast_lost_retries(monkeypatch):
-    monkeypatch.setattr(
-        scope, "LOST_RETRY_INTERVAL", timedelta(milliseconds=100)
-    )
-    monkeypatch.setattr(
-        scope, "LOST_RETRY_MAX_INTERVAL", timedelta(milliseconds=100)
-    )
+    monkeypatch.setattr(scope, "LOST_RETRY_INTERVAL", timedelta(milliseconds=100))
+    monkeypatch.setattr(scope, "LOST_RETRY_MAX_INTERVAL", timedelta(milliseconds=100))
 
 
 def test_lost_attempts_do_not_spend_retries(

@@ -45,13 +45,13 @@ class CachedFlow(Pipeline):
 if __name__ == "__main__":
     CachedFlow()
 '''
-PIPELINE = '''\
+PIPELINE = """\
 from metaflow import FlowSpec, Parameter
 
 
 class Pipeline(FlowSpec):
     limit = Parameter("limit", default=4)
-'''
+"""
 
 
 def _write(path: Path, text: str) -> None:
@@ -92,7 +92,9 @@ def cache(tmp_path):
     return Cache(tmp_path / "cache")
 
 
-def _gen(cache: Cache | None, options: Options = Options(), flow: str = "flow.py") -> dict[Path, str]:
+def _gen(
+    cache: Cache | None, options: Options = Options(), flow: str = "flow.py"
+) -> dict[Path, str]:
     return generate([Path(flow)], Path("out"), options, cache)
 
 
@@ -128,30 +130,49 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 # Each changes something the output depends on; setup runs before the first generation.
 def _import_mixin(proj: Path) -> None:
-    _edit(proj / "flow.py", "from metaflow import step", "from metaflow import step\nfrom mixins import Mixin")
+    _edit(
+        proj / "flow.py",
+        "from metaflow import step",
+        "from metaflow import step\nfrom mixins import Mixin",
+    )
     _edit(proj / "flow.py", "(Pipeline)", "(Mixin, Pipeline)")
 
 
 def _vendored_mixin(proj: Path) -> None:
     _import_mixin(proj)
-    _write(proj / "vendor" / "mixins.py", PIPELINE.replace("Pipeline", "Mixin").replace("limit", "vendored"))
+    _write(
+        proj / "vendor" / "mixins.py",
+        PIPELINE.replace("Pipeline", "Mixin").replace("limit", "vendored"),
+    )
 
 
 # Each changes something the output depends on; setup runs before the first generation.
 CHANGES = {
-    "flow file": (None, lambda p: _edit(p / "flow.py", "A flow whose", "The flow whose")),
-    "local base module": (None, lambda p: _edit(p / "common" / "pipeline.py", "default=4", "default=5")),
+    "flow file": (
+        None,
+        lambda p: _edit(p / "flow.py", "A flow whose", "The flow whose"),
+    ),
+    "local base module": (
+        None,
+        lambda p: _edit(p / "common" / "pipeline.py", "default=4", "default=5"),
+    ),
     # the parser probed common/pipeline/ (absent) before it found the module; a
     # regular package wins over a module of the same name, as in Python
     "a package appears next to the base module": (
         None,
-        lambda p: _write(p / "common" / "pipeline" / "__init__.py", PIPELINE.replace("default=4", "default=5")),
+        lambda p: _write(
+            p / "common" / "pipeline" / "__init__.py",
+            PIPELINE.replace("default=4", "default=5"),
+        ),
     ),
     # from mixins import Mixin resolved to vendor/ (PYTHONPATH); the flow's own
     # directory comes first, where the parser probed mixins.py (absent) before
     "a module appears earlier on the search path": (
         _vendored_mixin,
-        lambda p: _write(p / "mixins.py", PIPELINE.replace("Pipeline", "Mixin").replace("limit", "extra")),
+        lambda p: _write(
+            p / "mixins.py",
+            PIPELINE.replace("Pipeline", "Mixin").replace("limit", "extra"),
+        ),
     ),
     # identical bytes on every path the parser read before; only the symlink moved,
     # so the relative import in the base module now reaches a different file
@@ -183,7 +204,9 @@ def test_options_are_part_of_the_key(project, cache, runs):
     assert _gen(cache) == plain and _gen(cache, tagged) == with_tag and len(runs) == 2
 
 
-def test_output_dir_and_working_dir_are_part_of_the_key(project, cache, runs, monkeypatch):
+def test_output_dir_and_working_dir_are_part_of_the_key(
+    project, cache, runs, monkeypatch
+):
     first = _gen(cache)
     other = generate([Path("flow.py")], Path("gen/out"), Options(), cache)
     assert len(runs) == 2 and set(first) != set(other)
@@ -196,7 +219,9 @@ def test_output_dir_and_working_dir_are_part_of_the_key(project, cache, runs, mo
 
 
 ENVIRONMENT = {
-    "generator source or template": lambda mp: mp.setattr(cache_mod, "_generator", lambda: "edited"),
+    "generator source or template": lambda mp: mp.setattr(
+        cache_mod, "_generator", lambda: "edited"
+    ),
     "python version": lambda mp: mp.setattr(sys, "version", sys.version + " (other)"),
     "tool version": lambda mp: mp.setattr("mf_temporal_codegen.__version__", "9.9.9"),
 }
@@ -212,7 +237,9 @@ def test_a_changed_environment_is_a_miss(project, cache, runs, monkeypatch, chan
     assert len(runs) == 2
 
 
-def test_an_upgraded_distribution_is_a_miss(project, cache, runs, tmp_path, monkeypatch):
+def test_an_upgraded_distribution_is_a_miss(
+    project, cache, runs, tmp_path, monkeypatch
+):
     site = tmp_path / "site"
     (site / "black-26.1.0.dist-info").mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
@@ -224,7 +251,14 @@ def test_an_upgraded_distribution_is_a_miss(project, cache, runs, tmp_path, monk
 
 def test_generator_fingerprint_covers_modules_and_templates(tmp_path, monkeypatch):
     names = {p.name for p in cache_mod._generator_files()}
-    assert {"parse.py", "plan.py", "render.py", "fmt.py", "workflow.py.j2", "statements.j2"} <= names
+    assert {
+        "parse.py",
+        "plan.py",
+        "render.py",
+        "fmt.py",
+        "workflow.py.j2",
+        "statements.j2",
+    } <= names
     copies = []
     for path in cache_mod._generator_files():
         copy = tmp_path / path.parent.name / path.name
@@ -239,7 +273,10 @@ def test_generator_fingerprint_covers_modules_and_templates(tmp_path, monkeypatc
 
 
 def test_errors_are_not_cached(project, cache, runs):
-    _write(project / "flow.py", FLOW.replace("self.next(self.end)", "self.next(self.missing)"))
+    _write(
+        project / "flow.py",
+        FLOW.replace("self.next(self.end)", "self.next(self.missing)"),
+    )
     for _ in range(2):
         with pytest.raises(CodegenError, match="missing"):
             _gen(cache)
@@ -333,7 +370,11 @@ def test_tracked_paths_read_like_plain_paths(tmp_path, content):
 
 
 def test_cache_location_and_switch(monkeypatch, tmp_path):
-    for name in ("MF_TEMPORAL_CODEGEN_NO_CACHE", "MF_TEMPORAL_CODEGEN_CACHE_DIR", "XDG_CACHE_HOME"):
+    for name in (
+        "MF_TEMPORAL_CODEGEN_NO_CACHE",
+        "MF_TEMPORAL_CODEGEN_CACHE_DIR",
+        "XDG_CACHE_HOME",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert folder() == tmp_path / "home" / ".cache" / "mf-temporal-codegen"
@@ -370,15 +411,28 @@ def _cli(args, cache_dir: Path | None, cwd: Path = ROOT, seed: str = "0"):
     else:
         env["MF_TEMPORAL_CODEGEN_CACHE_DIR"] = str(cache_dir)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-c", PROBE, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     *err, loaded = done.stderr.splitlines(keepends=True)
     assert loaded.startswith("LOADED "), done.stderr
-    return done.returncode, done.stdout, "".join(err), json.loads(loaded[len("LOADED "):])
+    return (
+        done.returncode,
+        done.stdout,
+        "".join(err),
+        json.loads(loaded[len("LOADED ") :]),
+    )
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+    return (
+        {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+        if folder.exists()
+        else {}
+    )
 
 
 def test_cli_hit_is_identical_and_loads_nothing_heavy(tmp_path):
@@ -419,7 +473,9 @@ def test_cache_entries_are_deterministic_across_hash_seeds(tmp_path):
     entries = []
     for seed in ("0", "1", "4242"):
         cache_dir = tmp_path / f"cache-{seed}"
-        code, _, stderr, _ = _cli(["examples/decorated.py", "-o", tmp_path / "out"], cache_dir, seed=seed)
+        code, _, stderr, _ = _cli(
+            ["examples/decorated.py", "-o", tmp_path / "out"], cache_dir, seed=seed
+        )
         assert code == 0, stderr
         entries.append(_tree(cache_dir / "generated"))
     assert entries[0] == entries[1] == entries[2] and len(entries[0]) == 1
@@ -429,13 +485,29 @@ def test_concurrent_runs_share_the_cache_safely(tmp_path):
     cache_dir, out = tmp_path / "cache", tmp_path / "out"
     env = {**os.environ, "MF_TEMPORAL_CODEGEN_CACHE_DIR": str(cache_dir)}
     env.pop("MF_TEMPORAL_CODEGEN_NO_CACHE", None)
-    argv = [sys.executable, "-m", "mf_temporal_codegen", "examples/foreach.py", "-o", out, "--diff"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mf_temporal_codegen",
+        "examples/foreach.py",
+        "-o",
+        out,
+        "--diff",
+    ]
     procs = [
-        subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(4)
     ]
     outputs = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
-    assert all(o == outputs[0] for o in outputs) and outputs[0][2] == 0 and outputs[0][0]
-    assert [p.name for p in (cache_dir / "generated").iterdir()] == [p.name for p in _entries(Cache(cache_dir))]
-    code, stdout, _, loaded = _cli(["examples/foreach.py", "-o", out, "--diff"], cache_dir)
+    assert (
+        all(o == outputs[0] for o in outputs) and outputs[0][2] == 0 and outputs[0][0]
+    )
+    assert [p.name for p in (cache_dir / "generated").iterdir()] == [
+        p.name for p in _entries(Cache(cache_dir))
+    ]
+    code, stdout, _, loaded = _cli(
+        ["examples/foreach.py", "-o", out, "--diff"], cache_dir
+    )
     assert (code, stdout.encode(), loaded) == (0, outputs[0][0], [])

@@ -49,7 +49,9 @@ def _start(temporal_env, module, params, **kwargs):
     return result, handle, f"{module.FLOW.name}/temporal-{handle.result_run_id}"
 
 
-def test_failure_at_the_last_step_undoes_every_step_last_first(tmp_path, temporal_env, mf_env):
+def test_failure_at_the_last_step_undoes_every_step_last_first(
+    tmp_path, temporal_env, mf_env
+):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_linear_flow.py", tmp_path / "out")
     error, _, pathspec = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
@@ -71,7 +73,9 @@ def test_failure_at_the_last_step_undoes_every_step_last_first(tmp_path, tempora
     assert not run["end"].task.successful
 
 
-def test_a_failing_compensation_is_recorded_and_the_others_still_run(tmp_path, temporal_env, mf_env):
+def test_a_failing_compensation_is_recorded_and_the_others_still_run(
+    tmp_path, temporal_env, mf_env
+):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_linear_flow.py", tmp_path / "out")
     params = module.PARAMS(ledger=str(ledger), fail_undo="a")
@@ -85,14 +89,19 @@ def test_a_failing_compensation_is_recorded_and_the_others_still_run(tmp_path, t
         "undo start succeeded",
     ]
     message = str(error.cause)
-    assert "undo_a undoing a/a: failed" in message and "undo_start undoing start/start: done" in message
+    assert (
+        "undo_a undoing a/a: failed" in message
+        and "undo_start undoing start/start: done" in message
+    )
     undo_a = _run(pathspec)["_compensate_a"]["a"]
     assert not undo_a.successful
     assert "undo_a failed on purpose" in undo_a.stderr
     assert undo_a.current_attempt == 2  # attempts 0, 1, 2
 
 
-def test_failed_branch_undoes_itself_and_the_finished_branch_is_undone_too(tmp_path, temporal_env, mf_env):
+def test_failed_branch_undoes_itself_and_the_finished_branch_is_undone_too(
+    tmp_path, temporal_env, mf_env
+):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_branch_flow.py", tmp_path / "out")
     error, _, _ = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
@@ -108,8 +117,12 @@ def test_failed_branch_undoes_itself_and_the_finished_branch_is_undone_too(tmp_p
 def test_foreach_split_failure_undoes_every_split_once(tmp_path, temporal_env, mf_env):
     ledger = tmp_path / "ledger"
     module = load_module(FLOWS / "saga_foreach_flow.py", tmp_path / "out")
-    error, handle, pathspec = _start(temporal_env, module, module.PARAMS(ledger=str(ledger)))
-    assert "step work failed" in str(error.cause) and "split 2 failed" in str(error.cause)
+    error, handle, pathspec = _start(
+        temporal_env, module, module.PARAMS(ledger=str(ledger))
+    )
+    assert "step work failed" in str(error.cause) and "split 2 failed" in str(
+        error.cause
+    )
     _replays(temporal_env, module, handle)
     lines = _ledger(ledger)
     undos = _undos(lines)
@@ -137,7 +150,14 @@ def test_nested_foreach_failure_undoes_every_cell_once(tmp_path, temporal_env, m
     lines = _ledger(ledger)
     begun = sorted(line.split()[2] for line in lines if line.startswith("begin work"))
     undone = sorted(line.split()[2] for line in _undos(lines))
-    assert undone == ["work-0-0", "work-0-1", "work-0-2", "work-1-0", "work-1-1", "work-1-2"]
+    assert undone == [
+        "work-0-0",
+        "work-0-1",
+        "work-0-2",
+        "work-1-0",
+        "work-1-1",
+        "work-1-2",
+    ]
     assert len(begun) == 6
     assert "undo work work-1-1 failed b1" in lines
 
@@ -160,7 +180,9 @@ def _pids(pattern: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(tmp_path, temporal_env, mf_env):
+def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(
+    tmp_path, temporal_env, mf_env
+):
     """Cancel while four splits run: tasks killed, undone, the run ends CANCELED."""
     import asyncio
     import uuid
@@ -177,7 +199,9 @@ def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(tmp_path, tempo
         worker = build_worker(temporal_env.client, module, task_queue=queue)
         async with worker:
             handle = await temporal_env.client.start_workflow(
-                module.WORKFLOW.run, args=[params, None], id=f"cancel-{uuid.uuid4().hex[:8]}",
+                module.WORKFLOW.run,
+                args=[params, None],
+                id=f"cancel-{uuid.uuid4().hex[:8]}",
                 task_queue=queue,
             )
             deadline = time.monotonic() + 120
@@ -200,10 +224,17 @@ def test_cancel_mid_foreach_kills_tasks_undoes_and_ends_canceled(tmp_path, tempo
     status, run_id, handle = temporal_env.run(go(), timeout=300)
     assert status == WorkflowExecutionStatus.CANCELED
     _replays(temporal_env, module, handle)
-    assert timings["killed"] - timings["cancel"] < 5, "tasks must be killed within a few seconds"
+    assert (
+        timings["killed"] - timings["cancel"] < 5
+    ), "tasks must be killed within a few seconds"
     assert timings["ended"] - timings["cancel"] < 30
     undos = _undos(_ledger(ledger))
-    assert sorted(line.split()[2] for line in undos[:-1]) == ["work-0", "work-1", "work-2", "work-3"]
+    assert sorted(line.split()[2] for line in undos[:-1]) == [
+        "work-0",
+        "work-1",
+        "work-2",
+        "work-3",
+    ]
     assert all(line.split()[3] == "unfinished" for line in undos[:-1]), undos
     assert undos[-1] == "undo start succeeded"
     run = _run(f"SagaForeachFlow/temporal-{run_id}")

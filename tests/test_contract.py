@@ -29,3 +29,32 @@ def test_runtime_refuses_a_module_for_another_api():
 
 def test_task_queue_names():
     assert contract.task_queue("proj.prod.Flow") == "metaflow-proj.prod.Flow"
+
+
+def test_worker_of_a_module_for_another_api_exits_2_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import EXAMPLES, generate_into
+
+    generate_into(EXAMPLES / "hello.py", tmp_path / "out")
+    module = tmp_path / "out" / "hello_flow_workflow.py"
+    module.write_text(
+        module.read_text().replace(
+            f"RUNTIME_API = {contract.RUNTIME_API}\n", "RUNTIME_API = 1\n"
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "out.hello_flow_worker", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: this module was generated for runtime API 1, the installed "
+        f"mf-temporal-codegen provides {contract.RUNTIME_API}: regenerate it with the "
+        "installed version (its REGENERATE command), or install the version that "
+        "generated it"
+    ]

@@ -67,7 +67,12 @@ def test_run_equals_native_run(flow_copy, tmp_path, temporal_env, mf_env):
     ours, theirs = artifacts_by_step(result.pathspec), artifacts_by_step(local)
     assert ours == theirs
     start = ours["start"][0]
-    assert start["values"] == (0.25, "who-of-DeferredFlow", "nowhere", "line one\nline two\n")
+    assert start["values"] == (
+        0.25,
+        "who-of-DeferredFlow",
+        "nowhere",
+        "line one\nline two\n",
+    )
     assert ours["greet"][0]["greeting"] == "hello/"
     assert ours["end"][0]["project"] == "deferred_demo"
     # attempts as natively: @retry(times=config_expr) -> 3 attempts of start, the
@@ -81,15 +86,23 @@ def test_run_equals_native_run(flow_copy, tmp_path, temporal_env, mf_env):
 
 
 @pytest.mark.e2e
-def test_include_file_and_defaults_given_at_trigger(flow_copy, tmp_path, temporal_env, mf_env):
+def test_include_file_and_defaults_given_at_trigger(
+    flow_copy, tmp_path, temporal_env, mf_env
+):
     module = load_module(flow_copy, tmp_path / "out")
     (flow_copy.parent / "other.txt").write_text("other notes\n")
     params = module.PARAMS(who="given", notes="other.txt", alpha="0.5")
     result, _ = run_on_temporal(temporal_env, module, params)
     assert isinstance(result, orch.RunResult), result
-    local = run_locally(flow_copy, "--who", "given", "--notes", "other.txt", "--alpha", "0.5")
+    local = run_locally(
+        flow_copy, "--who", "given", "--notes", "other.txt", "--alpha", "0.5"
+    )
     assert artifacts_by_step(result.pathspec) == artifacts_by_step(local)
-    assert artifacts_by_step(local)["start"][0]["values"][1:] == ("given", "nowhere", "other notes\n")
+    assert artifacts_by_step(local)["start"][0]["values"][1:] == (
+        "given",
+        "nowhere",
+        "other notes\n",
+    )
 
 
 @pytest.mark.e2e
@@ -97,7 +110,8 @@ def test_worker_refuses_a_stale_module(flow_copy, tmp_path, temporal_env, mf_env
     module = load_module(flow_copy, tmp_path / "out")
     temporal_env.run(check_flow(module))  # fresh: no problem
     text = flow_copy.read_text().replace(
-        "self.next(self.flaky)", "self.next(self.extra)\n\n    @step\n    def extra(self):\n        self.next(self.flaky)"
+        "self.next(self.flaky)",
+        "self.next(self.extra)\n\n    @step\n    def extra(self):\n        self.next(self.flaky)",
     )
     flow_copy.write_text(text)
     with pytest.raises(StaleModule) as err:
@@ -108,7 +122,13 @@ def test_worker_refuses_a_stale_module(flow_copy, tmp_path, temporal_env, mf_env
     assert "Metaflow:  extra linear -> flaky" in message
     # the worker command line refuses to start, exit 2, no traceback
     done = subprocess.run(
-        [sys.executable, "-m", "out.deferred_flow_worker", "--address", temporal_env.address],
+        [
+            sys.executable,
+            "-m",
+            "out.deferred_flow_worker",
+            "--address",
+            temporal_env.address,
+        ],
         cwd=flow_copy.parent,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
         capture_output=True,
@@ -131,7 +151,13 @@ def _fake_module(**specs):
 
 
 def _described(**steps):
-    facts = {"retries": 0, "error_retries": 0, "retry_delay_seconds": 0, "timeout_seconds": 0, "env": {}}
+    facts = {
+        "retries": 0,
+        "error_retries": 0,
+        "retry_delay_seconds": 0,
+        "timeout_seconds": 0,
+        "env": {},
+    }
     return {
         "graph": ["end end", "start start -> end"],
         "steps": {name: {**facts, **steps.get(name, {})} for name in ("start", "end")},
@@ -142,17 +168,25 @@ def _described(**steps):
 def test_module_check_reports_contradicted_static_facts():
     module = _fake_module(start=orch.StepSpec("start"), end=orch.StepSpec("end"))
     assert problems(module, _described()) == []
-    found = problems(module, _described(start={"retries": 3, "retry_delay_seconds": 120}))
+    found = problems(
+        module, _described(start={"retries": 3, "retry_delay_seconds": 120})
+    )
     assert len(found) == 2
-    assert found[0].startswith("step start: the generated module has retries=0, Metaflow says retries=3")
+    assert found[0].startswith(
+        "step start: the generated module has retries=0, Metaflow says retries=3"
+    )
     assert "regenerate with `mf-temporal-codegen flow.py -o out`" in found[0]
     # facts the module leaves to Metaflow are not compared
-    dynamic = _fake_module(start=orch.StepSpec("start", from_metaflow=True), end=orch.StepSpec("end"))
+    dynamic = _fake_module(
+        start=orch.StepSpec("start", from_metaflow=True), end=orch.StepSpec("end")
+    )
     assert problems(dynamic, _described(start={"retries": 3})) == []
 
 
 def test_module_check_reports_a_changed_graph_and_compensations():
-    module = _fake_module(start=orch.StepSpec("start", compensation="undo"), end=orch.StepSpec("end"))
+    module = _fake_module(
+        start=orch.StepSpec("start", compensation="undo"), end=orch.StepSpec("end")
+    )
     described = _described()
     found = problems(module, described)
     assert found == [
@@ -161,7 +195,10 @@ def test_module_check_reports_a_changed_graph_and_compensations():
     ]
     described["graph"] = ["end end", "start start -> middle", "middle linear -> end"]
     (stale,) = problems(module, described)
-    assert "generated: start start -> end" in stale and "Metaflow:  middle linear -> end" in stale
+    assert (
+        "generated: start start -> end" in stale
+        and "Metaflow:  middle linear -> end" in stale
+    )
     old = _fake_module(start=orch.StepSpec("start"))
     del old.GRAPH
     assert "too old to be checked" in problems(old, described)[0]
@@ -198,12 +235,17 @@ if __name__ == "__main__":
 """
 
 
-def test_step_mutators_leave_facts_to_metaflow_user_decorators_do_not(tmp_path, temporal_env):
+def test_step_mutators_leave_facts_to_metaflow_user_decorators_do_not(
+    tmp_path, temporal_env
+):
     flow = tmp_path / "mutating.py"
     flow.write_text(MUTATING)
     module = load_module(flow, tmp_path / "out")
     assert module.START.from_metaflow and not module.END.from_metaflow
-    assert "@add_retry (mutating.py:16) may change its decorators (a StepMutator)" in _source(module)
+    assert (
+        "@add_retry (mutating.py:16) may change its decorators (a StepMutator)"
+        in _source(module)
+    )
     # what Metaflow says agrees with the module (the mutator's retry is not compared)
     described = temporal_env.run(check_flow(module))
     assert described["steps"]["start"]["retries"] == 2
@@ -231,7 +273,9 @@ if __name__ == "__main__":
 """
 
 
-def test_a_schedule_from_a_config_is_evaluated_when_the_worker_starts(tmp_path, monkeypatch):
+def test_a_schedule_from_a_config_is_evaluated_when_the_worker_starts(
+    tmp_path, monkeypatch
+):
     import asyncio
 
     from mf_temporal_codegen.runtime.worker import evaluated_schedule

@@ -35,70 +35,117 @@ class Case:
 AT_DEPLOY = "Metaflow accepts it locally; it fails only when deployed"
 CASES = [
     Case(
-        "numeric_day", "schedule_numeric_day.py", (), "4:16",
-        "cron day-of-week field: numeric day '2' is ambiguous", None,
+        "numeric_day",
+        "schedule_numeric_day.py",
+        (),
+        "4:16",
+        "cron day-of-week field: numeric day '2' is ambiguous",
+        None,
         AT_DEPLOY + ", as Monday on Step Functions and Tuesday on Argo",
     ),
     Case(
-        "cron_fields", "schedule_fields.py", (), "4:16",
-        "cron expression '0 12 * *' has 4 fields, expected 6 (or 5 without the year)", None,
+        "cron_fields",
+        "schedule_fields.py",
+        (),
+        "4:16",
+        "cron expression '0 12 * *' has 4 fields, expected 6 (or 5 without the year)",
+        None,
         AT_DEPLOY + " (EventBridge and Argo both refuse 4 fields)",
     ),
     Case(
-        "last_day", "schedule_last_day.py", (), "4:32",
-        "cron day-of-month field: 'L' uses L, W or #", None,
+        "last_day",
+        "schedule_last_day.py",
+        (),
+        "4:32",
+        "cron day-of-month field: 'L' uses L, W or #",
+        None,
         AT_DEPLOY + " to Argo; Temporal calendars have no L either",
     ),
     Case(
-        "required_param", "schedule_required_param.py", (), "7:12",
+        "required_param",
+        "schedule_required_param.py",
+        (),
+        "7:12",
         "Parameter 'date' is required and has no default, so a scheduled run cannot set it",
-        None, AT_DEPLOY + " (argo-workflows create refuses it)",
+        None,
+        AT_DEPLOY + " (argo-workflows create refuses it)",
     ),
     Case(
-        "timezone", "schedule_timezone.py", (), "4:33",
-        "unknown time zone 'Mars/Olympus_Mons' in @schedule(timezone=)", None,
+        "timezone",
+        "schedule_timezone.py",
+        (),
+        "4:33",
+        "unknown time zone 'Mars/Olympus_Mons' in @schedule(timezone=)",
+        None,
         AT_DEPLOY + " (the CronWorkflow is rejected)",
     ),
     Case(
-        "schedule_attribute", "schedule_attribute.py", (), "4:30",
+        "schedule_attribute",
+        "schedule_attribute.py",
+        (),
+        "4:30",
         "@schedule does not support the attribute 'every'",
         "Decorator 'schedule' does not support the attribute 'every'.",
     ),
     Case(
-        "project_name", "project_name.py", (), "4:15",
+        "project_name",
+        "project_name.py",
+        (),
+        "4:15",
         "The @project name must contain only lowercase alphanumeric characters and "
         "underscores, got 'My-Project'",
         "The @project name must contain only lowercase alphanumeric characters and underscores.",
     ),
     Case(
-        "project_no_name", "project_no_name.py", (), "4:1", "@project needs a name",
+        "project_no_name",
+        "project_no_name.py",
+        (),
+        "4:1",
+        "@project needs a name",
         "@project needs a name.",
     ),
     Case(
-        "project_branch", "project_branch.py", (), "4:30",
+        "project_branch",
+        "project_branch.py",
+        (),
+        "4:30",
         "The branch name must contain only lowercase alphanumeric characters and "
         "underscores, got 'Feature-1'",
         "The branch name must contain only lowercase alphanumeric characters and underscores.",
     ),
     Case(
-        "cli_branch_name", "project_plain.py", ("--production", "--branch=Bad"), "4:1",
+        "cli_branch_name",
+        "project_plain.py",
+        ("--production", "--branch=Bad"),
+        "4:1",
         "The --branch value must contain only lowercase alphanumeric characters and "
         "underscores, got 'Bad'",
         "The branch name must contain only lowercase alphanumeric characters and underscores.",
     ),
     Case(
-        "cli_branch_conflict", "project_ok.py", ("--branch=other",), "4:1",
+        "cli_branch_conflict",
+        "project_ok.py",
+        ("--branch=other",),
+        "4:1",
         "branch is given both as --branch and as @project(branch=)",
         "You cannot pass branch as both a command-line argument and an attribute of the "
         "@project decorator.",
     ),
     Case(
-        "branch_without_project", "good.py", ("--branch=x",), "4:7",
-        "--branch is given but flow GoodFlow has no @project", "no such option: --branch",
+        "branch_without_project",
+        "good.py",
+        ("--branch=x",),
+        "4:7",
+        "--branch is given but flow GoodFlow has no @project",
+        "no such option: --branch",
     ),
     Case(
-        "production_without_project", "good.py", ("--production",), "4:7",
-        "--production is given but flow GoodFlow has no @project", "no such option: --production",
+        "production_without_project",
+        "good.py",
+        ("--production",),
+        "4:7",
+        "--production is given but flow GoodFlow has no @project",
+        "no such option: --production",
     ),
 ]
 
@@ -109,7 +156,10 @@ def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     result = codegen(BAD / case.file, "-o", out, *case.args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0] == f"{(BAD / case.file).as_posix()}:{case.where}: error: {case.message}"
+    assert (
+        lines[0]
+        == f"{(BAD / case.file).as_posix()}:{case.where}: error: {case.message}"
+    )
     assert len(lines) >= 2 and lines[1].startswith("  hint: "), result.stderr
     assert result.stdout == ""
     assert not out.exists()
@@ -123,7 +173,9 @@ def test_metaflow_rejects_too(case: Case, tmp_path: Path):
     assert case.metaflow in " ".join(output.split()), output
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.metaflow], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if not c.metaflow], ids=lambda c: c.id
+)
 def test_metaflow_accepts_locally(case: Case, tmp_path: Path):
     """The deploy-time rules: `check` passes, so only deploying would catch them."""
     result = metaflow_check(BAD / case.file, tmp_path, *case.args)
@@ -132,7 +184,11 @@ def test_metaflow_accepts_locally(case: Case, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "args, branch",
-    [((), None), (("--branch=feature",), "test.feature"), (("--production",), "prod.feature")],
+    [
+        ((), None),
+        (("--branch=feature",), "test.feature"),
+        (("--production",), "prod.feature"),
+    ],
 )
 def test_decorator_branch_with_agreeing_options(args, branch, tmp_path: Path):
     """@project(branch="feature") with no flag, the same --branch, or --production."""

@@ -23,7 +23,9 @@ def _local_artifacts(flow_file) -> dict:
 
 @pytest.mark.parametrize("launcher", ["subprocess", "fork"])
 @pytest.mark.parametrize("flow_file", EXAMPLE_FILES, ids=lambda p: p.stem)
-def test_same_run_as_metaflow(flow_file, launcher, tmp_path, temporal_env, mf_env, monkeypatch):
+def test_same_run_as_metaflow(
+    flow_file, launcher, tmp_path, temporal_env, mf_env, monkeypatch
+):
     monkeypatch.chdir(mf_env)
     theirs = _local_artifacts(flow_file)
     module = load_module(flow_file, tmp_path / "out")

@@ -28,12 +28,28 @@ def _client_run(pathspec):
 def test_parameters_of_every_type(tmp_path, temporal_env, mf_env):
     flow = EXAMPLES / "parameters.py"
     local = run_locally(
-        flow, "--count", "7", "--scale", "2.5", "--verbose", "True",
-        "--config", '{"a": 2, "b": [1, 2]}', "--learning-rate", "0.5", "--who", "temporal",
+        flow,
+        "--count",
+        "7",
+        "--scale",
+        "2.5",
+        "--verbose",
+        "True",
+        "--config",
+        '{"a": 2, "b": [1, 2]}',
+        "--learning-rate",
+        "0.5",
+        "--who",
+        "temporal",
     )
     module = load_module(flow, tmp_path / "out")
     params = module.PARAMS(
-        count=7, scale=2.5, verbose=True, config={"a": 2, "b": [1, 2]}, learning_rate=0.5, who="temporal"
+        count=7,
+        scale=2.5,
+        verbose=True,
+        config={"a": 2, "b": [1, 2]},
+        learning_rate=0.5,
+        who="temporal",
     )
     result, _ = run_on_temporal(temporal_env, module, params)
     assert not isinstance(result, BaseException), result
@@ -42,9 +58,14 @@ def test_parameters_of_every_type(tmp_path, temporal_env, mf_env):
     assert (start["count"].data, start["verbose"].data) == (7, True)
 
 
-def test_run_ids_are_unique_for_runs_and_long_flow_names(tmp_path, temporal_env, mf_env):
+def test_run_ids_are_unique_for_runs_and_long_flow_names(
+    tmp_path, temporal_env, mf_env
+):
     ids = []
-    for name in ("a_flow_with_a_rather_long_name_one", "a_flow_with_a_rather_long_name_two"):
+    for name in (
+        "a_flow_with_a_rather_long_name_one",
+        "a_flow_with_a_rather_long_name_two",
+    ):
         module = load_module(FLOWS / f"{name}.py", tmp_path / "out")
         for _ in range(2):
             result, _ = run_on_temporal(temporal_env, module)
@@ -52,7 +73,9 @@ def test_run_ids_are_unique_for_runs_and_long_flow_names(tmp_path, temporal_env,
             ids.append(result.run_id)
             assert _client_run(result.pathspec)["start"].task["value"].data in (1, 2)
     assert len(set(ids)) == 4
-    assert all(i.startswith("temporal-") and len(i) == len("temporal-") + 36 for i in ids)
+    assert all(
+        i.startswith("temporal-") and len(i) == len("temporal-") + 36 for i in ids
+    )
 
 
 def _pids_running(pattern: str) -> list[str]:
@@ -60,7 +83,9 @@ def _pids_running(pattern: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_failing_step_fails_the_workflow_and_cancels_siblings(tmp_path, temporal_env, mf_env):
+def test_failing_step_fails_the_workflow_and_cancels_siblings(
+    tmp_path, temporal_env, mf_env
+):
     module = load_module(FLOWS / "failing_branch_flow.py", tmp_path / "out")
     started = time.monotonic()
     error, handle = run_on_temporal(temporal_env, module)
@@ -77,7 +102,9 @@ def test_failing_step_fails_the_workflow_and_cancels_siblings(tmp_path, temporal
     assert "join" not in steps and "end" not in steps
     assert not run["boom"].task.successful
     time.sleep(3)
-    assert not _pids_running("failing_branch_flow.py.*step slow"), "the cancelled task must be killed"
+    assert not _pids_running(
+        "failing_branch_flow.py.*step slow"
+    ), "the cancelled task must be killed"
 
 
 def test_wide_foreach_runs_in_chunked_child_workflows(tmp_path, temporal_env, mf_env):
@@ -93,7 +120,9 @@ def test_wide_foreach_runs_in_chunked_child_workflows(tmp_path, temporal_env, mf
 
     async def children():
         names = []
-        async for wf in temporal_env.client.list_workflows(f'WorkflowType = "{module.FLOW.name}.foreach_load"'):
+        async for wf in temporal_env.client.list_workflows(
+            f'WorkflowType = "{module.FLOW.name}.foreach_load"'
+        ):
             names.append(wf.id)
         return names
 
@@ -101,12 +130,16 @@ def test_wide_foreach_runs_in_chunked_child_workflows(tmp_path, temporal_env, mf
     deadline = time.monotonic() + 20
     found = []
     while time.monotonic() < deadline and len(found) < 3:
-        found = [n for n in temporal_env.run(children()) if n.startswith(handle.id + "/")]
+        found = [
+            n for n in temporal_env.run(children()) if n.startswith(handle.id + "/")
+        ]
         time.sleep(0.5)
     assert len(found) == 3, found
 
 
-def test_long_loop_moves_to_a_child_workflow_that_continues_as_new(tmp_path, temporal_env, mf_env):
+def test_long_loop_moves_to_a_child_workflow_that_continues_as_new(
+    tmp_path, temporal_env, mf_env
+):
     """With a tiny history limit the loop hands over to a child workflow at once,
     and the child continues as new after every iteration; the run is unchanged."""
     from mf_temporal_codegen.runtime import RunOptions
@@ -138,7 +171,9 @@ def test_long_loop_moves_to_a_child_workflow_that_continues_as_new(tmp_path, tem
     assert runs == ["COMPLETED", "CONTINUED_AS_NEW"]
 
 
-def test_retry_catch_and_timeout_attempts_match_metaflow(tmp_path, temporal_env, mf_env):
+def test_retry_catch_and_timeout_attempts_match_metaflow(
+    tmp_path, temporal_env, mf_env
+):
     """Each retry is a new attempt of the same task, as under `python flow.py run`;
     @catch keeps the exception (and gets an extra attempt for a crashed process);
     a task that overruns @timeout is retried."""
@@ -189,8 +224,9 @@ def _fresh_copy(folder, tmp_path, name):
     return copy
 
 
-def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, temporal_env, mf_env,
-                                                                monkeypatch):
+def test_configs_are_resolved_once_per_run_and_reach_every_task(
+    tmp_path, temporal_env, mf_env, monkeypatch
+):
     """The start step rewrites the config file: later tasks still see the values the
     run started with, on Temporal as under `python flow.py run` (both started in
     the flow's folder: the config file and the one the step writes are relative)."""
@@ -211,8 +247,9 @@ def test_configs_are_resolved_once_per_run_and_reach_every_task(tmp_path, tempor
     assert ours["end"][0]["final"] == ("original", "fast")
 
 
-def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_env, mf_env,
-                                                           monkeypatch):
+def test_generation_time_config_overrides_reach_every_task(
+    tmp_path, temporal_env, mf_env, monkeypatch
+):
     """--config NAME PATH and --config-value NAME VALUE at generation time: read when
     each run starts (by Metaflow's init), then the same values in every task. PATH is
     relative to the flow's folder in the module, wherever the worker runs."""
@@ -227,7 +264,12 @@ def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_en
         config_values=(("mode", "careful"),),
     )
     assert module.FLOW.init_options == (
-        "--config", "settings", "prod.json", "--config-value", "mode", "careful",
+        "--config",
+        "settings",
+        "prod.json",
+        "--config-value",
+        "mode",
+        "careful",
     )
     result, _ = run_on_temporal(temporal_env, module)
     assert not isinstance(result, BaseException), result
@@ -237,7 +279,9 @@ def test_generation_time_config_overrides_reach_every_task(tmp_path, temporal_en
     assert ours["end"][0]["final"] == ("prod", "careful")
 
 
-def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_env, monkeypatch):
+def test_card_and_project_decorators_reach_the_task(
+    tmp_path, temporal_env, mf_env, monkeypatch
+):
     """Decorators Metaflow applies inside the task work unchanged: @card renders a
     card the Client API finds, @project names the project in `current`."""
     from metaflow.cards import get_cards
@@ -256,7 +300,9 @@ def test_card_and_project_decorators_reach_the_task(tmp_path, temporal_env, mf_e
     assert "project:demo_project" in run.system_tags
 
 
-def test_tasks_run_where_the_run_was_started(tmp_path, temporal_env, mf_env, monkeypatch):
+def test_tasks_run_where_the_run_was_started(
+    tmp_path, temporal_env, mf_env, monkeypatch
+):
     """Started from the project root with a relative PYTHONPATH, the flow (in a
     subfolder) reads a data file by a path relative to that root: on Temporal as
     under `PYTHONPATH=lib python pipelines/relative_flow.py run` from there."""
@@ -281,7 +327,9 @@ def test_tasks_run_where_the_run_was_started(tmp_path, temporal_env, mf_env, mon
         assert start["flow_dir_first"] and ours["join"][0]["tasks_differ"]
 
 
-def test_merge_artifacts_conflict_between_branches_fails_as_natively(tmp_path, temporal_env, mf_env):
+def test_merge_artifacts_conflict_between_branches_fails_as_natively(
+    tmp_path, temporal_env, mf_env
+):
     """Each branch of a split is its own task (its own `current.task_id`), so a join's
     merge_artifacts sees the same conflicts as under `python flow.py run`."""
     import re
@@ -291,12 +339,24 @@ def test_merge_artifacts_conflict_between_branches_fails_as_natively(tmp_path, t
     flow = FLOWS / "merge_conflict_flow.py"
     id_file = tmp_path / "run-id"
     native = subprocess.run(
-        [sys.executable, str(flow), "--no-pylint", "--metadata=local", "--datastore=local",
-         "run", "--run-id-file", str(id_file)],
-        cwd=Path.cwd(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(flow),
+            "--no-pylint",
+            "--metadata=local",
+            "--datastore=local",
+            "run",
+            "--run-id-file",
+            str(id_file),
+        ],
+        cwd=Path.cwd(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert native.returncode != 0
     conflicts = re.compile(r"conflicting values:.*?\s\[([^\]]*)\]\.", re.S)
+
     def conflicting(text):
         return set(conflicts.search(text).group(1).split(", "))
 
@@ -307,16 +367,26 @@ def test_merge_artifacts_conflict_between_branches_fails_as_natively(tmp_path, t
     assert isinstance(error, WorkflowFailureError)
     assert "step join failed" in str(error.cause)
     assert conflicting(str(error.cause)) == theirs
-    for pathspec in (f"MergeConflictFlow/{id_file.read_text()}",
-                     f"MergeConflictFlow/temporal-{handle.result_run_id}"):
+    for pathspec in (
+        f"MergeConflictFlow/{id_file.read_text()}",
+        f"MergeConflictFlow/temporal-{handle.result_run_id}",
+    ):
         run = _client_run(pathspec)
         join = run["join"].task
         assert not join.successful
         # (a MergeArtifactsException)
-        assert join.exception.type == "metaflow.exception.UnhandledInMergeArtifactsException"
+        assert (
+            join.exception.type
+            == "metaflow.exception.UnhandledInMergeArtifactsException"
+        )
         assert run["a"].task["task"].data != run["b"].task["task"].data
     ours = _client_run(f"MergeConflictFlow/temporal-{handle.result_run_id}")
-    assert [ours[s].task.id for s in ("start", "a", "b", "join")] == ["start", "a", "b", "join"]
+    assert [ours[s].task.id for s in ("start", "a", "b", "join")] == [
+        "start",
+        "a",
+        "b",
+        "join",
+    ]
 
 
 _ARTIFACTS_SCRIPT = """
@@ -342,10 +412,18 @@ def test_run_command_runs_tasks_in_the_users_directory(tmp_path, monkeypatch):
 
     project = _fresh_copy(FLOWS / "relative_paths", tmp_path, "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
-    env.update(PYTHONPATH="lib", USERNAME="tester", METAFLOW_HOME=str(tmp_path / "home"))
+    env.update(
+        PYTHONPATH="lib", USERNAME="tester", METAFLOW_HOME=str(tmp_path / "home")
+    )
     cli = Path(sys.executable).with_name("mf-temporal-codegen")
-    done = subprocess.run([str(cli), "run", "pipelines/relative_flow.py", "--tag", "via-run"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(cli), "run", "pipelines/relative_flow.py", "--tag", "via-run"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1].startswith("pathspec: RelativePathsFlow/temporal-")
@@ -353,23 +431,44 @@ def test_run_command_runs_tasks_in_the_users_directory(tmp_path, monkeypatch):
     run_id = ours.split("/")[1]
     assert (project / ".metaflow" / "RelativePathsFlow" / run_id).is_dir()
     # task output, live and prefixed as `python flow.py run` prints it
-    assert any(f" [{run_id}/start/start (pid " in line and line.endswith("] read 3 words")
-               for line in lines), lines
-    assert any(f" [{run_id}/end/end (pid " in line and line.endswith("] still there: True")
-               for line in lines), lines
-    native = run_locally(project / "pipelines" / "relative_flow.py", cwd=project, env=env)
+    assert any(
+        f" [{run_id}/start/start (pid " in line and line.endswith("] read 3 words")
+        for line in lines
+    ), lines
+    assert any(
+        f" [{run_id}/end/end (pid " in line and line.endswith("] still there: True")
+        for line in lines
+    ), lines
+    native = run_locally(
+        project / "pipelines" / "relative_flow.py", cwd=project, env=env
+    )
 
     def artifacts(pathspec):
-        read = subprocess.run([sys.executable, "-c", _ARTIFACTS_SCRIPT, pathspec], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=120)
+        read = subprocess.run(
+            [sys.executable, "-c", _ARTIFACTS_SCRIPT, pathspec],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert read.returncode == 0, read.stderr
         return json.loads(read.stdout)
 
     assert artifacts(ours) == artifacts(native)
     assert '"ALPHA!"' in artifacts(ours)["start"][0]
     tags = subprocess.run(
-        [sys.executable, "-c", "import sys; from metaflow import Run, namespace; namespace(None); "
-         "print(sorted(Run(sys.argv[1]).user_tags))", ours],
-        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from metaflow import Run, namespace; namespace(None); "
+            "print(sorted(Run(sys.argv[1]).user_tags))",
+            ours,
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert tags.stdout.strip() == "['via-run']", tags.stderr  # a generation option

@@ -321,7 +321,9 @@ def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     lines = result.stderr.splitlines()
     shown = (BAD / (case.error_file or case.file)).as_posix()
     expected = f"{shown}:{case.where}: error: {case.message}"
-    assert lines[0].startswith(expected) if case.prefix else lines[0] == expected, lines[0]
+    assert (
+        lines[0].startswith(expected) if case.prefix else lines[0] == expected
+    ), lines[0]
     assert len(lines) >= 2 and lines[1].startswith("  hint: "), result.stderr
     if case.file in HINTS:
         assert lines[1] == f"  hint: {HINTS[case.file]}"
@@ -329,9 +331,7 @@ def test_rejected_with_position_and_hint(case: Case, tmp_path: Path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in CASES if c.metaflow], ids=lambda c: c.id
-)
+@pytest.mark.parametrize("case", [c for c in CASES if c.metaflow], ids=lambda c: c.id)
 def test_metaflow_rejects_too(case: Case, tmp_path: Path):
     result = metaflow_check(BAD / case.file, tmp_path)
     output = result.stdout + result.stderr
@@ -410,7 +410,9 @@ def test_every_error_of_a_file_is_reported_in_order(tmp_path: Path):
     assert result.stdout == ""
     assert not out.exists()
     shown = (BAD / "three_errors.py").as_posix()
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("  hint: ")]
+    errors = [
+        line for line in result.stderr.splitlines() if not line.startswith("  hint: ")
+    ]
     assert errors == [
         f"{shown}:7:24: error: Parameter name 'run_id' is a reserved word in Metaflow",
         f"{shown}:13:5: error: unsupported decorator @parallel",
@@ -425,26 +427,50 @@ def test_errors_of_every_file_are_reported(tmp_path: Path):
     """Errors in two flow files (and a good one between them) are all reported,
     sorted by file; nothing is written."""
     out = tmp_path / "out"
-    result = codegen(BAD / "three_errors.py", BAD / "good.py", BAD / "join_arity.py", "-o", out)
+    result = codegen(
+        BAD / "three_errors.py", BAD / "good.py", BAD / "join_arity.py", "-o", out
+    )
     assert result.returncode == 2
     assert result.stdout == "" and not out.exists()
-    files = [line.split(":")[0] for line in result.stderr.splitlines() if not line.startswith("  ")]
-    assert files == [(BAD / "join_arity.py").as_posix()] + [(BAD / "three_errors.py").as_posix()] * 3
+    files = [
+        line.split(":")[0]
+        for line in result.stderr.splitlines()
+        if not line.startswith("  ")
+    ]
+    assert (
+        files
+        == [(BAD / "join_arity.py").as_posix()]
+        + [(BAD / "three_errors.py").as_posix()] * 3
+    )
 
 
 def test_every_error_has_a_hint():
     """Each error the generator can raise is built with a hint (a one-line fix)."""
     import ast
 
-    builders = {"CodegenError": 3, "_Undefined": 3, "_error": 3, "_fail": 3, "Missing": 2}
+    builders = {
+        "CodegenError": 3,
+        "_Undefined": 3,
+        "_error": 3,
+        "_fail": 3,
+        "Missing": 2,
+    }
     missing = []
     for path in sorted((ROOT / "codegen").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
-                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                name = getattr(node.func, "id", None) or getattr(
+                    node.func, "attr", None
+                )
                 given = len(node.args) + len(node.keywords)
-                if name in builders and given < builders[name] and not any(isinstance(a, ast.Starred) for a in node.args):
-                    missing.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
+                if (
+                    name in builders
+                    and given < builders[name]
+                    and not any(isinstance(a, ast.Starred) for a in node.args)
+                ):
+                    missing.append(
+                        f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}"
+                    )
     assert missing == []
 
 

@@ -16,7 +16,8 @@ import pytest
 from mf_temporal_codegen import model as m
 from mf_temporal_codegen.errors import CodegenErrors
 from mf_temporal_codegen.imports import SearchPath
-from mf_temporal_codegen.parse import RESERVED_PARAMETERS, load_flows
+from mf_temporal_codegen.parameters import RESERVED_PARAMETERS
+from mf_temporal_codegen.parse import load_flows
 
 SETTINGS = '''\
 """Project constants."""
@@ -25,7 +26,7 @@ DEFAULT_LR = BASE_LR / 2
 MEMORY = 1024 * 4
 ENV = {"STAGE": "train"}
 '''
-FLOW = '''\
+FLOW = """\
 import os
 
 from metaflow import (
@@ -106,7 +107,7 @@ class FoldFlow(FlowSpec):
 
 if __name__ == "__main__":
     FoldFlow()
-'''
+"""
 
 
 def _project(root: Path, files: dict[str, str]) -> Path:
@@ -138,7 +139,12 @@ def _param(flow: m.Flow, name: str) -> m.Parameter:
 @pytest.mark.parametrize(
     "name, default, code, ptype",
     [
-        ("lr", 0.05, "DEFAULT_LR", "float"),  # imported from a local module, itself folded
+        (
+            "lr",
+            0.05,
+            "DEFAULT_LR",
+            "float",
+        ),  # imported from a local module, itself folded
         ("lr2", 0.5, "settings.DEFAULT_LR * 10", "float"),  # module attribute
         ("lr3", 0.05, "common.settings.DEFAULT_LR", "float"),  # import a.b
         ("local", 6, "LOCAL + 1", "int"),  # a class-body constant
@@ -150,13 +156,22 @@ def _param(flow: m.Flow, name: str) -> m.Parameter:
 )
 def test_constants_are_folded(flow, name, default, code, ptype):
     p = _param(flow, name)
-    assert (p.default, p.default_code, p.type, p.has_default) == (default, code, ptype, True)
+    assert (p.default, p.default_code, p.type, p.has_default) == (
+        default,
+        code,
+        ptype,
+        True,
+    )
 
 
 def test_other_arguments_fold_too(flow):
     assert _param(flow, "local").help == "local train"
     required = _param(flow, "required")
-    assert (required.required, required.has_default, required.type) == (True, False, "str")
+    assert (required.required, required.has_default, required.type) == (
+        True,
+        False,
+        "str",
+    )
     assert flow.project.name == "train"
     [project] = [d for d in flow.decorators if d.name == "project"]
     assert project.kwargs == (("name", "train"),) and project.code_of("name") == "NAME"
@@ -182,14 +197,24 @@ def test_other_arguments_fold_too(flow):
 def test_what_does_not_fold_is_deferred(flow, name, code, kind, ptype):
     p = _param(flow, name)
     assert isinstance(p.default, m.Deferred)
-    assert (p.default.code, p.default.kind, p.type, p.default_code, p.has_default) == (code, kind, ptype, None, True)
+    assert (p.default.code, p.default.kind, p.type, p.default_code, p.has_default) == (
+        code,
+        kind,
+        ptype,
+        None,
+        True,
+    )
     assert p.default.pos.file == "flow.py" and p.default.pos.line == p.pos.line
 
 
 def test_include_file_is_a_path_parameter(flow):
     data = _param(flow, "data")
     assert (data.kind, data.type, data.default, data.default_code, data.help) == (
-        "include_file", "str", "data/x.csv", '"data/" + "x.csv"', "rows"
+        "include_file",
+        "str",
+        "data/x.csv",
+        '"data/" + "x.csv"',
+        "rows",
     )
 
 
@@ -198,11 +223,25 @@ def test_decorator_arguments_fold(flow):
     env = start.decorator("environment")
     assert env.arg("vars") == {"A": "1", "B": "2"} and env.code_of("vars") == "ENV"
     resources = start.decorator("resources")
-    assert (resources.arg("cpu"), resources.arg("memory"), resources.arg("gpu")) == (5, 4096, 0)
-    assert dict(resources.arg_code) == {"cpu": "SCALED + 10", "memory": "settings.MEMORY"}
+    assert (resources.arg("cpu"), resources.arg("memory"), resources.arg("gpu")) == (
+        5,
+        4096,
+        0,
+    )
+    assert dict(resources.arg_code) == {
+        "cpu": "SCALED + 10",
+        "memory": "settings.MEMORY",
+    }
     times = start.decorator("retry").arg("times")
-    assert isinstance(times, m.Deferred) and (times.code, times.kind) == ("cfg.retries", m.CONFIG_EXPR)
-    assert end.decorator("environment").arg("vars") == {"A": "1", "C": "3", "STAGE": "train"}
+    assert isinstance(times, m.Deferred) and (times.code, times.kind) == (
+        "cfg.retries",
+        m.CONFIG_EXPR,
+    )
+    assert end.decorator("environment").arg("vars") == {
+        "A": "1",
+        "C": "3",
+        "STAGE": "train",
+    }
 
 
 def test_configs_of_base_classes_are_config_expressions(tmp_path):
@@ -238,13 +277,14 @@ def test_configs_of_base_classes_are_config_expressions(tmp_path):
     assert flow.step("start").decorator("retry").arg("times").kind == m.CONFIG_EXPR
 
 
-@pytest.mark.parametrize("name", ["tags", "run_id", "run-id", "max-workers", "with", "params"])
+@pytest.mark.parametrize(
+    "name", ["tags", "run_id", "run-id", "max-workers", "with", "params"]
+)
 def test_reserved_parameter_names_are_rejected(tmp_path, name):
     assert name in RESERVED_PARAMETERS
     root = _project(
         tmp_path,
-        {
-            "flow.py": f"""\
+        {"flow.py": f"""\
                 from metaflow import FlowSpec, IncludeFile, Parameter, step
                 class Flow(FlowSpec):
                     ok = Parameter("ok", default=1)
@@ -258,8 +298,7 @@ def test_reserved_parameter_names_are_rejected(tmp_path, name):
                         pass
                 if __name__ == "__main__":
                     Flow()
-            """
-        },
+            """},
     )
     with pytest.raises(CodegenErrors) as err:
         _flow(root)

@@ -23,7 +23,9 @@ from mf_temporal_codegen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = Path("tests") / "fuzz"  # relative to ROOT, as users name their flows
-CORPUS = sorted(p.name for p in (ROOT / FUZZ).glob("*.py") if p.name != "make_corpus.py")
+CORPUS = sorted(
+    p.name for p in (ROOT / FUZZ).glob("*.py") if p.name != "make_corpus.py"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +73,9 @@ def _expected(data: bytes) -> str | None:
 def test_the_corpus_is_big_enough():
     assert len(CORPUS) >= 60
     assert [n for n in CORPUS if n.startswith(("trunc_", "cut_"))]
-    assert [n for n in CORPUS if n.startswith("ok_")] and [n for n in CORPUS if n.startswith("bad_")]
+    assert [n for n in CORPUS if n.startswith("ok_")] and [
+        n for n in CORPUS if n.startswith("bad_")
+    ]
 
 
 @pytest.mark.parametrize("name", CORPUS)
@@ -94,9 +98,14 @@ def test_two_flows_generate_only_the_one_main_runs(tmp_path: Path, capsys):
     code, _, stderr = _generate(FUZZ / "ok_two_flows_main_picks_one.py", out, capsys)
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == ["b_worker.py", "b_workflow.py"]
-    code, _, stderr = _generate(FUZZ / "ok_base_flow_in_file.py", tmp_path / "child", capsys)
+    code, _, stderr = _generate(
+        FUZZ / "ok_base_flow_in_file.py", tmp_path / "child", capsys
+    )
     assert code == 0, stderr
-    assert sorted(p.name for p in (tmp_path / "child").iterdir()) == ["child_worker.py", "child_workflow.py"]
+    assert sorted(p.name for p in (tmp_path / "child").iterdir()) == [
+        "child_worker.py",
+        "child_workflow.py",
+    ]
 
 
 def test_parameters_metaflow_never_registers_are_not_parameters(tmp_path: Path, capsys):
@@ -119,8 +128,22 @@ def _linear(steps: int) -> str:
     names = ["start"] + [f"s{i}" for i in range(1, steps - 1)] + ["end"]
     lines = ["from metaflow import FlowSpec, step", "", "", "class LongFlow(FlowSpec):"]
     for a, b in zip(names, names[1:]):
-        lines += ["    @step", f"    def {a}(self):", f"        self.next(self.{b})", ""]
-    lines += ["    @step", "    def end(self):", "        pass", "", "", 'if __name__ == "__main__":', "    LongFlow()", ""]
+        lines += [
+            "    @step",
+            f"    def {a}(self):",
+            f"        self.next(self.{b})",
+            "",
+        ]
+    lines += [
+        "    @step",
+        "    def end(self):",
+        "        pass",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    LongFlow()",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -139,12 +162,32 @@ def _nested_switches(depth: int) -> str:
     """``depth`` switches, each case `a` leading to the next one: the cases only meet
     at the end, so each is nested in the one before."""
     lines = ["from metaflow import FlowSpec, step", "", "", "class NestFlow(FlowSpec):"]
-    lines += ["    @step", "    def start(self):", "        self.x = 'a'", "        self.next(self.w0)", ""]
+    lines += [
+        "    @step",
+        "    def start(self):",
+        "        self.x = 'a'",
+        "        self.next(self.w0)",
+        "",
+    ]
     for i in range(depth):
         nxt = f"w{i + 1}" if i + 1 < depth else "last"
-        lines += ["    @step", f"    def w{i}(self):", f"        self.next({{'a': self.{nxt}, 'b': self.end}}, condition='x')", ""]
+        lines += [
+            "    @step",
+            f"    def w{i}(self):",
+            f"        self.next({{'a': self.{nxt}, 'b': self.end}}, condition='x')",
+            "",
+        ]
     lines += ["    @step", "    def last(self):", "        self.next(self.end)", ""]
-    lines += ["    @step", "    def end(self):", "        pass", "", "", 'if __name__ == "__main__":', "    NestFlow()", ""]
+    lines += [
+        "    @step",
+        "    def end(self):",
+        "        pass",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    NestFlow()",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -152,23 +195,72 @@ def _nested_foreach(depth: int) -> str:
     lines = ["from metaflow import FlowSpec, step", "", "", "class DeepFlow(FlowSpec):"]
     for i in range(depth):
         this = "start" if i == 0 else f"f{i}"
-        lines += ["    @step", f"    def {this}(self):", "        self.items = [1]", f"        self.next(self.f{i + 1}, foreach='items')", ""]
-    lines += ["    @step", f"    def f{depth}(self):", f"        self.next(self.j{depth - 1})", ""]
+        lines += [
+            "    @step",
+            f"    def {this}(self):",
+            "        self.items = [1]",
+            f"        self.next(self.f{i + 1}, foreach='items')",
+            "",
+        ]
+    lines += [
+        "    @step",
+        f"    def f{depth}(self):",
+        f"        self.next(self.j{depth - 1})",
+        "",
+    ]
     for i in reversed(range(depth)):
         nxt = f"j{i - 1}" if i else "end"
-        lines += ["    @step", f"    def j{i}(self, inputs):", f"        self.next(self.{nxt})", ""]
-    lines += ["    @step", "    def end(self):", "        pass", "", "", 'if __name__ == "__main__":', "    DeepFlow()", ""]
+        lines += [
+            "    @step",
+            f"    def j{i}(self, inputs):",
+            f"        self.next(self.{nxt})",
+            "",
+        ]
+    lines += [
+        "    @step",
+        "    def end(self):",
+        "        pass",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    DeepFlow()",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _wide_split(width: int) -> str:
     branches = [f"b{i}" for i in range(width)]
     lines = ["from metaflow import FlowSpec, step", "", "", "class WideFlow(FlowSpec):"]
-    lines += ["    @step", "    def start(self):", "        self.next(" + ", ".join(f"self.{b}" for b in branches) + ")", ""]
+    lines += [
+        "    @step",
+        "    def start(self):",
+        "        self.next(" + ", ".join(f"self.{b}" for b in branches) + ")",
+        "",
+    ]
     for b in branches:
-        lines += ["    @step", f"    def {b}(self):", "        self.next(self.join)", ""]
-    lines += ["    @step", "    def join(self, inputs):", "        self.next(self.end)", ""]
-    lines += ["    @step", "    def end(self):", "        pass", "", "", 'if __name__ == "__main__":', "    WideFlow()", ""]
+        lines += [
+            "    @step",
+            f"    def {b}(self):",
+            "        self.next(self.join)",
+            "",
+        ]
+    lines += [
+        "    @step",
+        "    def join(self, inputs):",
+        "        self.next(self.end)",
+        "",
+    ]
+    lines += [
+        "    @step",
+        "    def end(self):",
+        "        pass",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    WideFlow()",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -203,4 +295,6 @@ def test_paths_that_are_not_flow_files(tmp_path: Path, capsys):
         out = tmp_path / "out"
         code, stdout, stderr = _generate(flow, out, capsys)
         _check_outcome(flow, code, stdout, stderr, out)
-        assert code == 2 and stderr.startswith(f"{flow}:1:1: error: {message}\n  hint: "), stderr
+        assert code == 2 and stderr.startswith(
+            f"{flow}:1:1: error: {message}\n  hint: "
+        ), stderr

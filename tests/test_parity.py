@@ -18,7 +18,9 @@ from helpers import EXAMPLE_FILES, EXAMPLES
 def _metaflow_graph(flow_file, name):
     sys.path.insert(0, str(EXAMPLES))
     try:
-        spec = importlib.util.spec_from_file_location(f"parity_{flow_file.stem}", flow_file)
+        spec = importlib.util.spec_from_file_location(
+            f"parity_{flow_file.stem}", flow_file
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -66,7 +68,10 @@ def test_graph_matches_metaflow(flow_file):
     for flow in load_flows(flow_file):
         graph = analyze(flow)
         reference = _metaflow_graph(flow_file, flow.name)
-        assert (graph.flow.start, graph.flow.end) == (reference.start_step, reference.end_step)
+        assert (graph.flow.start, graph.flow.end) == (
+            reference.start_step,
+            reference.end_step,
+        )
         assert sorted(graph.nodes) == sorted(reference.nodes)
         for name, node in graph.nodes.items():
             assert _ours(node) == _theirs(reference[name]), name

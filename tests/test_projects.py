@@ -18,7 +18,12 @@ CASES = {
     "branch": (("--branch=foo",), DECORATOR, {}, "test.foo"),
     "production": (("--production",), DECORATOR, {}, "prod"),
     "production_branch": (("--production", "--branch=foo"), DECORATOR, {}, "prod.foo"),
-    "attributes": ((), '@project(name="mf_temporal", branch="attr", production=True)', {}, "prod.attr"),
+    "attributes": (
+        (),
+        '@project(name="mf_temporal", branch="attr", production=True)',
+        {},
+        "prod.attr",
+    ),
     "user": ((), DECORATOR, {}, "user.tester"),
     "owner": ((), DECORATOR, {"METAFLOW_OWNER": "alice"}, "user.alice"),
 }
@@ -41,15 +46,29 @@ def test_project_branch_reaches_every_step(case, tmp_path, temporal_env, mf_env)
     assert module.PROJECT.branch == (None if user_branch else branch)
 
     address = ("--address", temporal_env.address)
-    with worker_process(tmp_path, "out.project_flow_worker", *address, env=env) as worker:
+    with worker_process(
+        tmp_path, "out.project_flow_worker", *address, env=env
+    ) as worker:
         out = worker.wait_for("worker for")
         assert f"worker for {name} " in out and f"task queue {queue}," in out
         done = run_module(
-            tmp_path, "out.project_flow_worker", "trigger", *address, "--tag", "trig_tag", env=env
+            tmp_path,
+            "out.project_flow_worker",
+            "trigger",
+            *address,
+            "--tag",
+            "trig_tag",
+            env=env,
         )
     assert done.returncode == 0, done.stdout + done.stderr + worker.output()
-    workflow_id = re.search(r"^workflow: (\S+) \(task queue (\S+)\)$", done.stdout, re.M)
-    assert workflow_id and workflow_id[1].startswith(name + "-") and workflow_id[2] == queue
+    workflow_id = re.search(
+        r"^workflow: (\S+) \(task queue (\S+)\)$", done.stdout, re.M
+    )
+    assert (
+        workflow_id
+        and workflow_id[1].startswith(name + "-")
+        and workflow_id[2] == queue
+    )
     described = temporal_env.run(
         temporal_env.client.get_workflow_handle(workflow_id[1]).describe()
     )

@@ -41,7 +41,10 @@ ENV = {"PYTHONPATH": "src", "MLP_OWNER": "alice"}
 # Steps that fail until their last attempt (the config's ``retries``): featurize
 # is retried through the FlowMutator's @retry, evaluate through its own
 # @retry(times=config_expr("project.retries")).
-FLAKY = {"featurize": "feature store not warmed up yet", "evaluate": "model registry timed out"}
+FLAKY = {
+    "featurize": "feature store not warmed up yet",
+    "evaluate": "model registry timed out",
+}
 CARDS = ("start", "end")
 # What the project's parse_yaml makes of its config files (the trailing / survives).
 CONFIGS = {
@@ -49,7 +52,11 @@ CONFIGS = {
         "project": "mlproject",
         "retries": 1,
         "folds": 3,
-        "backend": {"module": "mlp.linear", "model": "least_squares", "storage": "s3://bucket/prefix/"},
+        "backend": {
+            "module": "mlp.linear",
+            "model": "least_squares",
+            "storage": "s3://bucket/prefix/",
+        },
         "features": ["x1", "x2"],
         "labels_file": "data/labels.txt",
         "tags": ["nightly", "team: ml"],
@@ -58,7 +65,11 @@ CONFIGS = {
         "project": "mlproject",
         "retries": 2,
         "folds": 4,
-        "backend": {"module": "mlp.ridge", "model": "least_squares", "storage": "s3://models-prod/mlproject/"},
+        "backend": {
+            "module": "mlp.ridge",
+            "model": "least_squares",
+            "storage": "s3://models-prod/mlproject/",
+        },
         "features": ["x1", "x2"],
         "labels_file": "data/labels.txt",
         "tags": ["release"],
@@ -78,7 +89,9 @@ def isolate_metaflow(root: Path, monkeypatch) -> None:
     monkeypatch.setenv("METAFLOW_DEFAULT_DATASTORE", "local")
     monkeypatch.delenv("METAFLOW_CARD_LOCALROOT", raising=False)
     monkeypatch.setattr(LocalStorage, "SYSROOT_VAR", str(root))
-    monkeypatch.setattr(LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR))
+    monkeypatch.setattr(
+        LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR)
+    )
 
 
 @pytest.fixture
@@ -86,7 +99,9 @@ def project(tmp_path, monkeypatch) -> Path:
     """A copy of the fixture project (nothing a run left behind), its own datastore."""
     root = tmp_path / "mlproject"
     shutil.copytree(
-        FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__", ".metaflow", "out", "out-*")
+        FIXTURE,
+        root,
+        ignore=shutil.ignore_patterns("__pycache__", ".metaflow", "out", "out-*"),
     )
     isolate_metaflow(root, monkeypatch)
     return root
@@ -101,21 +116,43 @@ def run_natively(root: Path, *top_level: str) -> str:
     """``PYTHONPATH=src python src/pipelines/training.py ... run`` from the project root."""
     id_file = Path(tempfile.mkdtemp()) / "run-id"
     done = subprocess.run(
-        [sys.executable, FLOW, "--metadata=local", "--datastore=local", *top_level,
-         "run", "--run-id-file", str(id_file)],
-        cwd=root, env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            FLOW,
+            "--metadata=local",
+            "--datastore=local",
+            *top_level,
+            "run",
+            "--run-id-file",
+            str(id_file),
+        ],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return f"Training/{id_file.read_text().strip()}"
 
 
-def codegen(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def codegen(
+    root: Path, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """The ``mf-temporal-codegen`` command, run from the project root."""
     script = Path(sys.executable).with_name("mf-temporal-codegen")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "mf_temporal_codegen"]
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "mf_temporal_codegen"]
+    )
     return subprocess.run(
-        [*command, *args], cwd=root, env=env if env is not None else _env(),
-        capture_output=True, text=True, timeout=120,
+        [*command, *args],
+        cwd=root,
+        env=env if env is not None else _env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -134,17 +171,23 @@ def files_of(out: Path) -> dict[str, bytes]:
     }
 
 
-def run_on_temporal(root: Path, temporal_env, queue: str, name: str, launcher: str | None = None) -> str:
+def run_on_temporal(
+    root: Path, temporal_env, queue: str, name: str, launcher: str | None = None
+) -> str:
     """The generated worker and trigger, started from the project root."""
     address = ("--address", temporal_env.address)
     options = ("--launcher", launcher) if launcher else ()
-    with worker_process(root, "out.training_worker", *address, *options, env=ENV) as worker:
+    with worker_process(
+        root, "out.training_worker", *address, *options, env=ENV
+    ) as worker:
         out = worker.wait_for("worker for", timeout=120)
         assert f"worker for {name} " in out, out
         assert f"task queue {queue}," in out, out
         if launcher:
             assert f"launcher {launcher})" in out, out
-        done = run_module(root, "out.training_worker", "trigger", *address, env=ENV, timeout=240)
+        done = run_module(
+            root, "out.training_worker", "trigger", *address, env=ENV, timeout=240
+        )
     assert done.returncode == 0, done.stdout + done.stderr + worker.output()
     found = re.search(r"^pathspec: (\S+)$", done.stdout, re.M)
     assert found, done.stdout
@@ -154,10 +197,19 @@ def run_on_temporal(root: Path, temporal_env, queue: str, name: str, launcher: s
 def attempts(pathspec: str) -> dict[str, list[int]]:
     from metaflow import Run
 
-    return {step.id: sorted(task.current_attempt for task in step) for step in Run(pathspec)}
+    return {
+        step.id: sorted(task.current_attempt for task in step) for step in Run(pathspec)
+    }
 
 
-def check_same_run(root: Path, ours: str, theirs: str, *, branch: str, config_file: str = "config/local.yml") -> None:
+def check_same_run(
+    root: Path,
+    ours: str,
+    theirs: str,
+    *,
+    branch: str,
+    config_file: str = "config/local.yml",
+) -> None:
     """``ours`` (Temporal) is the run ``theirs`` (native) is, task by task."""
     from metaflow import Run, Task, namespace
     from metaflow.cards import get_cards
@@ -173,7 +225,11 @@ def check_same_run(root: Path, ours: str, theirs: str, *, branch: str, config_fi
         assert mine[step] == native[step], step
     # the run's parameters task (Run iterates without it): Parameters, IncludeFile, Config
     parameters = {
-        pathspec: {a.id: a.data for a in Run(pathspec)["_parameters"].task if not a.id.startswith("_")}
+        pathspec: {
+            a.id: a.data
+            for a in Run(pathspec)["_parameters"].task
+            if not a.id.startswith("_")
+        }
         for pathspec in (ours, theirs)
     }
     assert parameters[ours] == parameters[theirs]
@@ -197,7 +253,11 @@ def check_same_run(root: Path, ours: str, theirs: str, *, branch: str, config_fi
     assert start["branch"].data == branch
     assert start["project_flow_name"].data == name
     evaluate = Run(ours)["evaluate"].task
-    assert evaluate["env_seen"].data == {"MLP_REGION": "eu-west-1", "MLP_STAGE": "evaluate", "OMP_NUM_THREADS": "1"}
+    assert evaluate["env_seen"].data == {
+        "MLP_REGION": "eu-west-1",
+        "MLP_STAGE": "evaluate",
+        "OMP_NUM_THREADS": "1",
+    }
     published = f"{config['backend']['storage']}{config['backend']['module']}/{name}"
     assert evaluate["published_to"].data == published
     assert len(list(Run(ours)["fold"])) == config["folds"]
@@ -210,11 +270,17 @@ def check_same_run(root: Path, ours: str, theirs: str, *, branch: str, config_fi
     for step, message in FLAKY.items():
         for attempt in range(config["retries"]):
             failed = Task(Run(ours)[step].task.pathspec, attempt=attempt)
-            assert f"{message} (attempt {attempt})" in failed.stderr, (step, attempt, failed.stderr)
+            assert f"{message} (attempt {attempt})" in failed.stderr, (
+                step,
+                attempt,
+                failed.stderr,
+            )
 
     # @project tags
     for pathspec in (ours, theirs):
-        assert {"project:mlproject", f"project_branch:{branch}"} <= set(Run(pathspec).system_tags)
+        assert {"project:mlproject", f"project_branch:{branch}"} <= set(
+            Run(pathspec).system_tags
+        )
 
     # cards
     for pathspec in (ours, theirs):
@@ -241,8 +307,11 @@ def test_generate_with_pythonpath_or_path_same_bytes(project):
     assert sorted(with_path) == sorted(with_pythonpath)
     for name, text in with_pythonpath.items():
         diff = difflib.unified_diff(
-            text.decode().splitlines(), with_path[name].decode().splitlines(),
-            f"PYTHONPATH=src: {name}", f"--path src: {name}", lineterm="",
+            text.decode().splitlines(),
+            with_path[name].decode().splitlines(),
+            f"PYTHONPATH=src: {name}",
+            f"--path src: {name}",
+            lineterm="",
         )
         assert with_path[name] == text, "\n".join(diff)
 
@@ -253,8 +322,11 @@ def test_same_run_as_metaflow(project, temporal_env, launcher):
     theirs = run_natively(project)
     generate(project)
     ours = run_on_temporal(
-        project, temporal_env, "metaflow-mlproject.user.tester.Training",
-        "mlproject.user.tester.Training", launcher,
+        project,
+        temporal_env,
+        "metaflow-mlproject.user.tester.Training",
+        "mlproject.user.tester.Training",
+        launcher,
     )
     check_same_run(project, ours, theirs, branch="user.tester")
 
@@ -264,7 +336,10 @@ def test_production_run(project, temporal_env):
     theirs = run_natively(project, "--production")
     generate(project, "--production")
     ours = run_on_temporal(
-        project, temporal_env, "metaflow-mlproject.prod.Training", "mlproject.prod.Training"
+        project,
+        temporal_env,
+        "metaflow-mlproject.prod.Training",
+        "mlproject.prod.Training",
     )
     check_same_run(project, ours, theirs, branch="prod")
     from metaflow import Run
@@ -280,6 +355,9 @@ def test_production_with_its_config(project, temporal_env):
     theirs = run_natively(project, *config, "--production")
     generate(project, "--production", *config)
     ours = run_on_temporal(
-        project, temporal_env, "metaflow-mlproject.prod.Training", "mlproject.prod.Training"
+        project,
+        temporal_env,
+        "metaflow-mlproject.prod.Training",
+        "mlproject.prod.Training",
     )
     check_same_run(project, ours, theirs, branch="prod", config_file="config/prod.yml")

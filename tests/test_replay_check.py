@@ -21,7 +21,7 @@ from mf_temporal_codegen.runtime.devserver import temporal_cli
 
 pytestmark = pytest.mark.e2e
 
-FLOW_V1 = '''
+FLOW_V1 = """
 from metaflow import FlowSpec, step
 
 
@@ -48,19 +48,19 @@ class ReplayProbeFlow(FlowSpec):
 
 if __name__ == "__main__":
     ReplayProbeFlow()
-'''
+"""
 # v2: a step added between start and the foreach
 FLOW_V2 = FLOW_V1.replace(
-    '''        self.items = [1, 2]
+    """        self.items = [1, 2]
         self.next(self.body, foreach="items")
-''',
-    '''        self.items = [1, 2]
+""",
+    """        self.items = [1, 2]
         self.next(self.prepare)
 
     @step
     def prepare(self):
         self.next(self.body, foreach="items")
-''',
+""",
 )
 # one chunk child workflow per foreach split
 CHUNKED = RunOptions(inline_activity_limit=1, chunk_activity_limit=1)
@@ -79,7 +79,9 @@ def setup(tmp_path_factory, temporal_env):
         flow.write_text(FLOW_V1)
         module = load_module(flow, root / "v1")
         generate_into(flow, root / "v1b")
-        result, _ = run_on_temporal(temporal_env, module, options=CHUNKED, launcher="default")
+        result, _ = run_on_temporal(
+            temporal_env, module, options=CHUNKED, launcher="default"
+        )
         assert not isinstance(result, BaseException), result
         temporal_env.run(_start_partial_run(temporal_env.client, module))
         flow.write_text(FLOW_V2)
@@ -101,12 +103,17 @@ async def _start_partial_run(client, module) -> None:
     queue = f"q-{uuid.uuid4().hex[:10]}"
     async with Worker(client, task_queue=queue, workflows=module.WORKFLOWS):
         handle = await client.start_workflow(
-            module.WORKFLOW.run, args=[module.PARAMS(), None],
-            id=f"{module.FLOW.name}-partial-{uuid.uuid4().hex[:8]}", task_queue=queue,
+            module.WORKFLOW.run,
+            args=[module.PARAMS(), None],
+            id=f"{module.FLOW.name}-partial-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
         )
         for _ in range(100):
             history = await handle.fetch_history()
-            if any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events):
+            if any(
+                e.HasField("activity_task_scheduled_event_attributes")
+                for e in history.events
+            ):
                 return
             await asyncio.sleep(0.1)
     raise AssertionError("the partial run scheduled no task")
@@ -131,7 +138,9 @@ def test_a_changed_flow_lists_the_runs_it_would_break(setup):
     assert lines[-1] == "replayed 4 histories: 1 would break"
     (broken,) = lines[:-1]
     # the finished main run: its children and the partial run (no task done yet) replay
-    assert broken.startswith("would break: ReplayProbeFlow-") and "-partial-" not in broken
+    assert (
+        broken.startswith("would break: ReplayProbeFlow-") and "-partial-" not in broken
+    )
     assert ": [TMPRL1100] Nondeterminism error: " in broken
 
 
@@ -143,7 +152,10 @@ def test_exported_histories_give_the_same_verdicts_offline(setup):
     assert len(list(exported.glob("*.json"))) == 4
     online = _check(root / "v2", "--address", address)[:2]
     assert _check(root / "v2", "--histories", exported)[:2] == online
-    assert _check(root / "v1", "--histories", exported)[:2] == (0, ["replayed 4 histories: 0 would break"])
+    assert _check(root / "v1", "--histories", exported)[:2] == (
+        0,
+        ["replayed 4 histories: 0 would break"],
+    )
 
 
 def test_histories_from_the_temporal_cli_and_without_a_recorded_workflow_id(setup):
@@ -157,18 +169,39 @@ def test_histories_from_the_temporal_cli_and_without_a_recorded_workflow_id(setu
     folder = root / "from-cli"
     folder.mkdir()
     shown = subprocess.run(
-        [temporal_cli(), "workflow", "show", "--address", address, "-w", workflow_id, "--output", "json"],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            temporal_cli(),
+            "workflow",
+            "show",
+            "--address",
+            address,
+            "-w",
+            workflow_id,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     (folder / "main.json").write_text(shown)
-    assert _check(root / "v2", "--histories", folder)[:2] == (1, [broken, "replayed 1 histories: 1 would break"])
+    assert _check(root / "v2", "--histories", folder)[:2] == (
+        1,
+        [broken, "replayed 1 histories: 1 would break"],
+    )
     assert _check(root / "v1", "--histories", folder)[0] == 0
     history = json.loads(shown)
     del history["events"][0]["workflowExecutionStartedEventAttributes"]["workflowId"]
     (folder / "main.json").write_text(json.dumps(history))
-    assert _check(root / "v1", "--histories", folder)[0] == 1  # named "main": children differ
+    assert (
+        _check(root / "v1", "--histories", folder)[0] == 1
+    )  # named "main": children differ
     (folder / "main.json").rename(folder / f"{quote(workflow_id, safe='')}.json")
-    assert _check(root / "v1", "--histories", folder)[:2] == (0, ["replayed 1 histories: 0 would break"])
+    assert _check(root / "v1", "--histories", folder)[:2] == (
+        0,
+        ["replayed 1 histories: 0 would break"],
+    )
 
 
 def test_usage_errors_exit_2_with_one_line(setup, tmp_path):
@@ -178,9 +211,15 @@ def test_usage_errors_exit_2_with_one_line(setup, tmp_path):
         ((root / "nowhere", "--histories", root), "not a directory"),
         ((tmp_path / "empty", "--histories", root), "no generated workflow module"),
         ((root / "v1", "--histories", root / "nowhere"), "not a directory"),
-        ((root / "v1", "--address", "127.0.0.1:1"), "cannot reach Temporal at 127.0.0.1:1"),
+        (
+            (root / "v1", "--address", "127.0.0.1:1"),
+            "cannot reach Temporal at 127.0.0.1:1",
+        ),
         ((root / "v1",), "one of the arguments --address --histories is required"),
-        ((root / "v1", "--histories", root, "--export", tmp_path), "--export needs --address"),
+        (
+            (root / "v1", "--histories", root, "--export", tmp_path),
+            "--export needs --address",
+        ),
     ]
     for args, message in cases:
         code, lines, err = _check(*args)

@@ -56,7 +56,9 @@ def _exists(temporal_env, sid) -> bool:
     return True
 
 
-def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env, schedules):
+def test_worker_schedule_fires_twice_as_two_runs(
+    tmp_path, temporal_env, mf_env, schedules
+):
     from metaflow import Run, namespace
 
     generate_into(SCHEDULED, tmp_path / "out", tags=("nightly",))
@@ -66,7 +68,9 @@ def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env,
 
     with worker_process(tmp_path, module, *address, "--no-schedule") as worker:
         worker.wait_for("worker for ScheduledFlow")
-        assert not _exists(temporal_env, "ScheduledFlow"), "--no-schedule must not create it"
+        assert not _exists(
+            temporal_env, "ScheduledFlow"
+        ), "--no-schedule must not create it"
 
     with worker_process(tmp_path, module, *address) as worker:
         out = worker.wait_for("worker for ScheduledFlow")
@@ -74,14 +78,19 @@ def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env,
         desc = _describe(temporal_env, "ScheduledFlow")
         action = desc.schedule.action
         assert (action.workflow, action.id, action.task_queue) == (
-            "ScheduledFlow", "ScheduledFlow", "metaflow-ScheduledFlow",
+            "ScheduledFlow",
+            "ScheduledFlow",
+            "metaflow-ScheduledFlow",
         )
         assert desc.schedule.policy.overlap == ScheduleOverlapPolicy.ALLOW_ALL
         assert desc.schedule.spec.time_zone_name == "Europe/Paris"
         # The server's reading of the spec: 06:00 Paris time, Monday to Friday.
         upcoming = [t.astimezone(PARIS) for t in desc.info.next_action_times]
         assert len(upcoming) >= 5
-        assert all((t.hour, t.minute, t.second) == (6, 0, 0) and t.weekday() < 5 for t in upcoming)
+        assert all(
+            (t.hour, t.minute, t.second) == (6, 0, 0) and t.weekday() < 5
+            for t in upcoming
+        )
 
         # Saturday 00:00 to Tuesday 12:00 Paris: fires Monday and Tuesday at 06:00.
         window = ScheduleBackfill(
@@ -106,7 +115,9 @@ def test_worker_schedule_fires_twice_as_two_runs(tmp_path, temporal_env, mf_env,
         results = [
             temporal_env.run(
                 temporal_env.client.get_workflow_handle(
-                    a.workflow_id, run_id=a.first_execution_run_id, result_type=RunResult
+                    a.workflow_id,
+                    run_id=a.first_execution_run_id,
+                    result_type=RunResult,
                 ).result(),
                 timeout=300,
             )
@@ -156,7 +167,10 @@ def test_schedule_updates_and_stale_pause(tmp_path, temporal_env, mf_env, schedu
     assert sync(module, deployment) == "created"
     assert sync(module, deployment) == "unchanged"
     assert sync(module, deployment, "other-queue") == "updated"
-    assert _describe(temporal_env, "ScheduledFlow").schedule.action.task_queue == "other-queue"
+    assert (
+        _describe(temporal_env, "ScheduledFlow").schedule.action.task_queue
+        == "other-queue"
+    )
     assert sync(module, deployment) == "updated"
 
     weekend = original.replace('cron="0 6 ? * MON-FRI *"', 'cron="30 7 ? * SAT,SUN *"')
@@ -165,7 +179,9 @@ def test_schedule_updates_and_stale_pause(tmp_path, temporal_env, mf_env, schedu
     assert sync(module, deployment) == "updated"
     desc = _describe(temporal_env, "ScheduledFlow")
     upcoming = [t.astimezone(PARIS) for t in desc.info.next_action_times]
-    assert all((t.hour, t.minute) == (7, 30) and t.weekday() >= 5 for t in upcoming), upcoming
+    assert all(
+        (t.hour, t.minute) == (7, 30) and t.weekday() >= 5 for t in upcoming
+    ), upcoming
     assert sync(module, deployment) == "unchanged"
 
     # A schedule paused by a person stays paused through updates.
@@ -177,7 +193,9 @@ def test_schedule_updates_and_stale_pause(tmp_path, temporal_env, mf_env, schedu
     temporal_env.run(handle.unpause())
 
     # @schedule removed: the worker pauses the stale schedule, never creates one.
-    unscheduled = original.replace('@schedule(cron="0 6 ? * MON-FRI *", timezone="Europe/Paris")\n', "")
+    unscheduled = original.replace(
+        '@schedule(cron="0 6 ? * MON-FRI *", timezone="Europe/Paris")\n', ""
+    )
     assert "@schedule" not in unscheduled
     module, deployment = _regenerate(tmp_path, unscheduled)
     assert not hasattr(module, "SCHEDULE")
@@ -199,7 +217,8 @@ def test_schedule_updates_and_stale_pause(tmp_path, temporal_env, mf_env, schedu
 
 def test_daily_false_schedules_nothing(tmp_path, temporal_env, mf_env, schedules):
     source = SCHEDULED.read_text().replace(
-        '@schedule(cron="0 6 ? * MON-FRI *", timezone="Europe/Paris")', "@schedule(daily=False)"
+        '@schedule(cron="0 6 ? * MON-FRI *", timezone="Europe/Paris")',
+        "@schedule(daily=False)",
     )
     module, deployment = _regenerate(tmp_path, source)
     assert not hasattr(module, "SCHEDULE")
@@ -223,7 +242,9 @@ def test_daily_false_schedules_nothing(tmp_path, temporal_env, mf_env, schedules
         ("5/20 2 */10 * ?", "Asia/Kolkata"),
     ],
 )
-def test_spec_fires_like_temporals_own_cron_parser(expression, timezone, temporal_env, schedules):
+def test_spec_fires_like_temporals_own_cron_parser(
+    expression, timezone, temporal_env, schedules
+):
     """The calendar built from a Metaflow expression fires at the times the server's
     own cron parser gives for the same expression (``?`` read as ``*``)."""
     from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpec
@@ -232,7 +253,9 @@ def test_spec_fires_like_temporals_own_cron_parser(expression, timezone, tempora
     from mf_temporal_codegen.runtime.schedules import schedule_spec
 
     ours = schedule_spec(FlowSchedule(expression, timezone))
-    theirs = ScheduleSpec(cron_expressions=[expression.replace("?", "*")], time_zone_name=timezone)
+    theirs = ScheduleSpec(
+        cron_expressions=[expression.replace("?", "*")], time_zone_name=timezone
+    )
     start = datetime(2030, 6, 1, tzinfo=ZoneInfo("UTC"))
     action = ScheduleActionStartWorkflow("Nothing", id="nothing", task_queue="nowhere")
     times = []
@@ -240,21 +263,29 @@ def test_spec_fires_like_temporals_own_cron_parser(expression, timezone, tempora
         spec.start_at = start
         sid = f"parity-{label}-{abs(hash((expression, timezone)))}"
         schedules.append(sid)
-        temporal_env.run(temporal_env.client.create_schedule(sid, Schedule(action=action, spec=spec)))
+        temporal_env.run(
+            temporal_env.client.create_schedule(sid, Schedule(action=action, spec=spec))
+        )
         times.append(_describe(temporal_env, sid).info.next_action_times)
     assert len(times[0]) >= 5
     assert times[0] == times[1]
 
 
-def test_worker_exits_when_the_schedule_contradicts_metaflow(tmp_path, temporal_env, mf_env, schedules):
+def test_worker_exits_when_the_schedule_contradicts_metaflow(
+    tmp_path, temporal_env, mf_env, schedules
+):
     """A generated schedule Metaflow contradicts (here a hand-edited time zone) stops
     the worker with both values instead of serving a schedule the flow does not have."""
     generate_into(SCHEDULED, tmp_path / "out")
     module_file = tmp_path / "out" / "scheduled_flow_workflow.py"
     text = module_file.read_text()
-    module_file.write_text(text.replace('timezone="Europe/Paris"', 'timezone="Nowhere/Atlantis"'))
+    module_file.write_text(
+        text.replace('timezone="Europe/Paris"', 'timezone="Nowhere/Atlantis"')
+    )
     schedules.append("ScheduledFlow")
-    with worker_process(tmp_path, "out.scheduled_flow_worker", "--address", temporal_env.address) as worker:
+    with worker_process(
+        tmp_path, "out.scheduled_flow_worker", "--address", temporal_env.address
+    ) as worker:
         assert worker.proc.wait(60) == 2
     out = worker.output()
     assert "error: @schedule: the generated module has" in out, out

@@ -66,7 +66,9 @@ TUTORIALS = {
     "00": Tutorial("00-helloworld", "helloworld.py", "HelloFlow", "hello_flow"),
     "01": Tutorial("01-playlist", "playlist.py", "PlayListFlow", "play_list_flow"),
     "02": Tutorial("02-statistics", "stats.py", "MovieStatsFlow", "movie_stats_flow"),
-    "03": Tutorial("03-playlist-redux", "playlist.py", "PlayListFlow", "play_list_flow"),
+    "03": Tutorial(
+        "03-playlist-redux", "playlist.py", "PlayListFlow", "play_list_flow"
+    ),
     "04": Tutorial("04-playlist-plus", "playlist.py", "PlayListFlow", "play_list_flow"),
 }
 # artifact -> normalisation before comparing (None: not compared across runs)
@@ -117,8 +119,14 @@ def tutorials(tmp_path_factory) -> Path:
         )
     plus = root / TUTORIALS["04"].path
     lines = plus.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if not line.lstrip().startswith(("@conda_base(", "@conda("))]
-    assert len(lines) - len(kept) == 2, "tutorial 04 changed: expected one @conda_base and one @conda"
+    kept = [
+        line
+        for line in lines
+        if not line.lstrip().startswith(("@conda_base(", "@conda("))
+    ]
+    assert (
+        len(lines) - len(kept) == 2
+    ), "tutorial 04 changed: expected one @conda_base and one @conda"
     plus.write_text("".join(kept))
     (plus.parent / "editdistance.py").write_text(EDITDISTANCE)
 
@@ -130,7 +138,9 @@ def tutorials(tmp_path_factory) -> Path:
         mp.setenv("METAFLOW_DEFAULT_DATASTORE", "local")
         mp.delenv("METAFLOW_CARD_LOCALROOT", raising=False)
         mp.setattr(LocalStorage, "SYSROOT_VAR", str(root))
-        mp.setattr(LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR))
+        mp.setattr(
+            LocalStorage, "datastore_root", str(root / LocalStorage.DATASTORE_DIR)
+        )
         _NATIVE.clear()
         yield root
         _NATIVE.clear()
@@ -142,9 +152,20 @@ def run_natively(root: Path, key: str) -> str:
         tutorial = TUTORIALS[key]
         id_file = Path(tempfile.mkdtemp()) / "run-id"
         done = subprocess.run(
-            [sys.executable, tutorial.path, "--metadata=local", "--datastore=local",
-             "run", "--run-id-file", str(id_file)],
-            cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                tutorial.path,
+                "--metadata=local",
+                "--datastore=local",
+                "run",
+                "--run-id-file",
+                str(id_file),
+            ],
+            cwd=root,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         _NATIVE[key] = f"{tutorial.flow}/{id_file.read_text().strip()}"
@@ -154,10 +175,17 @@ def run_natively(root: Path, key: str) -> str:
 def generate(root: Path, key: str) -> str:
     """``mf-temporal-codegen <tutorial> -o out_<key>``; the worker module to run."""
     script = Path(sys.executable).with_name("mf-temporal-codegen")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "mf_temporal_codegen"]
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "mf_temporal_codegen"]
+    )
     done = subprocess.run(
         [*command, TUTORIALS[key].path, "-o", f"out_{key}"],
-        cwd=root, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return f"out_{key}.{TUTORIALS[key].module}_worker"
@@ -234,7 +262,9 @@ def test_tutorial(key, tutorials, temporal_env):
     for step in native:
         assert len(mine[step]) == len(native[step]), step
         assert mine[step] == native[step], step
-    assert stdout_by_step(ours, SAME_STDOUT[key]) == stdout_by_step(theirs, SAME_STDOUT[key])
+    assert stdout_by_step(ours, SAME_STDOUT[key]) == stdout_by_step(
+        theirs, SAME_STDOUT[key]
+    )
 
     if key in ("01", "03"):
         check_bonus(ours)
@@ -254,5 +284,11 @@ def test_tutorial(key, tutorials, temporal_env):
         assert used == [str(latest)], Run(ours)["start"].task.stdout
         assert Run(ours)["start"].task["genre_stats"].data == latest.data.genre_stats
     if key == "04":
-        assert Run(ours)["start"].task["dataframe"].data == latest["start"].task.data.dataframe
-        assert Run(ours)["join"].task["bonus"].data == Run(theirs)["join"].task["bonus"].data
+        assert (
+            Run(ours)["start"].task["dataframe"].data
+            == latest["start"].task.data.dataframe
+        )
+        assert (
+            Run(ours)["join"].task["bonus"].data
+            == Run(theirs)["join"].task["bonus"].data
+        )

@@ -1,4 +1,5 @@
-"""Generated modules are typed: every snapshot passes ``mypy --strict``.
+"""Generated modules are typed: every snapshot (and a flow whose step names collide
+with generated names) passes ``mypy --strict``.
 
 The package ships ``py.typed``; here mypy finds it through a link named like the
 import package (the editable install maps ``codegen/`` by an import hook mypy cannot
@@ -12,6 +13,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import generate_into
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +42,8 @@ def test_every_snapshot_passes_mypy_strict(tmp_path):
     (out / "__init__.py").write_text("")
     for snapshot in (ROOT / "snapshots").glob("*.py"):
         shutil.copy(snapshot, out / snapshot.name)
+    # and a flow whose step names collide with generated ones
+    generate_into(Path(__file__).parent / "flows" / "collisions.py", out)
     checked = _mypy_strict(out, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Success: no issues found" in checked.stdout

@@ -30,7 +30,9 @@ class WorkerProcess:
             if text in out:
                 return out
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{out}")
+                raise AssertionError(
+                    f"worker exited with {self.proc.returncode}:\n{out}"
+                )
             time.sleep(0.2)
         raise AssertionError(f"no {text!r} within {timeout}s:\n{self.output()}")
 
@@ -46,22 +48,34 @@ class WorkerProcess:
         return self.proc.returncode
 
 
-def run_module(cwd: Path, module: str, *args: str, env: dict | None = None, timeout: float = 300):
+def run_module(
+    cwd: Path, module: str, *args: str, env: dict | None = None, timeout: float = 300
+):
     """``python -m module args`` to completion (e.g. the trigger)."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 @contextmanager
-def worker_process(cwd: Path, module: str, *args: str, env: dict | None = None) -> Iterator[WorkerProcess]:
+def worker_process(
+    cwd: Path, module: str, *args: str, env: dict | None = None
+) -> Iterator[WorkerProcess]:
     """A worker started in ``cwd`` for the block, stopped with SIGTERM after it."""
     log = cwd / f"worker-{time.monotonic_ns()}.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            cwd=cwd, env={**os.environ, **(env or {})}, stdout=sink, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     worker = WorkerProcess(proc, log)
     try:

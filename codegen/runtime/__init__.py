@@ -7,12 +7,13 @@ and are registered by the worker (``.worker``).
 
 from ..contract import RUNTIME_API
 from .deployment import Project, Schedule
-from .orchestration import (
+from .orchestration import execute, run_chunk, run_loop
+from .scope import Run
+from .specs import (
     Chunk,
     ChunkResult,
     Loop,
     LoopResult,
-    Run,
     RunInfo,
     RunOptions,
     RunResult,
@@ -20,13 +21,10 @@ from .orchestration import (
     StepSpec,
     Task,
     Unwind,
-    execute,
-    run_chunk,
-    run_compensations,
-    run_loop,
     task_id,
     unknown_branch,
 )
+from .unwind import run_compensations
 from .payloads import (
     CompensateRequest,
     ConfigRef,
@@ -39,7 +37,6 @@ from .payloads import (
     TaskResult,
     Undo,
 )
-
 
 
 class RuntimeMismatch(ImportError):
@@ -55,6 +52,7 @@ def require_api(needed: int) -> None:
             "installed version (its REGENERATE command), or install the version "
             "that generated it"
         )
+
 
 __all__ = [
     "RUNTIME_API",

@@ -46,7 +46,9 @@ def _command():
     @click.option("--fallback", required=True)
     @click.option("--tag", "tags", multiple=True)
     @click.pass_obj
-    def compensate(obj, run_id, step_name, task_id, handler, retry_count, fallback, tags):
+    def compensate(
+        obj, run_id, step_name, task_id, handler, retry_count, fallback, tags
+    ):
         _run(obj, run_id, step_name, task_id, handler, retry_count, fallback, tags)
 
     return compensate
@@ -144,7 +146,7 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
                 task_id=task_id,
                 pathspec=undone,
                 status=status,
-            )
+            ),
         }
     )
     output.save_metadata({"task_begin": {"retry_count": retry_count}})

@@ -111,7 +111,12 @@ def project_owner(env: Mapping[str, str]) -> str:
         ),
         None,
     )
-    for user in (configured, env.get("SUDO_USER"), env.get("USERNAME"), env.get("USER")):
+    for user in (
+        configured,
+        env.get("SUDO_USER"),
+        env.get("USERNAME"),
+        env.get("USER"),
+    ):
         if user and user != "root":
             return user
     return DEFAULT_OWNER

@@ -17,16 +17,16 @@ async def gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
     try:
         await workflow.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     except BaseException:
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         raise
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
     if failed:
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         raise failed[0].exception()
     return [t.result() for t in tasks]
 
 
-async def _cancel_all(tasks: list[asyncio.Future]) -> None:
+async def cancel_all(tasks: list[asyncio.Future]) -> None:
     """Cancel the unfinished ones and wait until all are done (they may be undoing
     their own scopes), even if this waiting is cancelled itself."""
     for t in tasks:

@@ -54,7 +54,9 @@ def facts_of_step(node: Any) -> dict[str, Any]:
         user, error = deco.step_task_retry_count()
         retries, error_retries = max(retries, user), max(error_retries, error)
         if deco.name == "environment":
-            env.update({str(k): str(v) for k, v in (deco.attributes.get("vars") or {}).items()})
+            env.update(
+                {str(k): str(v) for k, v in (deco.attributes.get("vars") or {}).items()}
+            )
         if deco.name == "timeout":
             timeout = get_run_time_limit_for_task(node.decorators)
     delay = 0

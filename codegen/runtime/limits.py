@@ -7,6 +7,9 @@ from datetime import timedelta
 INLINE_ACTIVITY_LIMIT = 1000
 # Activities per child workflow (each costs ~4 history events).
 CHUNK_ACTIVITY_LIMIT = 1000
+# Splits of one foreach in flight at once in one workflow, whatever max_workers says:
+# Temporal refuses more than 2,000 pending activities per workflow.
+MAX_PENDING_ACTIVITIES = 500
 # Child workflows of one foreach in flight at once.
 CHILD_PARALLELISM = 2
 # Events one history may get from inline fan-outs: Temporal warns past 10,240 events

@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .orchestration import StepSpec
+from .specs import StepSpec
 
 FACTS = ("retries", "error_retries", "retry_delay_seconds", "timeout_seconds", "env")
 
@@ -60,7 +60,9 @@ def problems(module: ModuleType, described: dict[str, Any]) -> list[str]:
                 f"@schedule: the generated module has {ours}, Metaflow says {theirs}; {fix}"
             )
     elif schedule is None and theirs:
-        found.append(f"@schedule: the generated module has none, Metaflow says {theirs}; {fix}")
+        found.append(
+            f"@schedule: the generated module has none, Metaflow says {theirs}; {fix}"
+        )
     compensations = {n: s.compensation for n, s in specs.items() if s.compensation}
     if compensations != described.get("compensations", {}):
         found.append(

@@ -130,7 +130,7 @@ async def run_chunk(chunk: Chunk, body: Body) -> ChunkResult:
     fails or is cancelled, it undoes the splits that finished before it ends."""
     run = Run(chunk.info, chunk.scope)
     # The chunk's own activities come first in this history's event budget.
-    run.shared.reserve((chunk.stop - chunk.start) * chunk.body_steps)
+    run.shared.reserve((chunk.stop - chunk.start) * chunk.tasks_per_split)
     try:
         tasks = await run.run_splits(
             chunk.parent, body, chunk.start, chunk.stop, chunk.max_workers

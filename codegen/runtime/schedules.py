@@ -45,7 +45,13 @@ OVERLAP = ScheduleOverlapPolicy.ALLOW_ALL
 CATCHUP_WINDOW = timedelta(seconds=3540)
 STALE_NOTE = "paused by mf-temporal-codegen: the flow has no @schedule any more"
 
-CREATED, UPDATED, UNCHANGED, PAUSED, NONE = "created", "updated", "unchanged", "paused", "none"
+CREATED, UPDATED, UNCHANGED, PAUSED, NONE = (
+    "created",
+    "updated",
+    "unchanged",
+    "paused",
+    "none",
+)
 
 
 def schedule_spec(schedule: FlowSchedule) -> ScheduleSpec:
@@ -124,23 +130,34 @@ async def sync_schedule(
             return None
         outcome = UPDATED
         return ScheduleUpdate(
-            Schedule(action=schedule.action, spec=schedule.spec, policy=schedule.policy, state=state)
+            Schedule(
+                action=schedule.action,
+                spec=schedule.spec,
+                policy=schedule.policy,
+                state=state,
+            )
         )
 
     await client.get_schedule_handle(deployment.schedule_id).update(update)
     return outcome
 
 
-def differences(current: Schedule, wanted: Schedule, wanted_args: Sequence[Any]) -> list[str]:
+def differences(
+    current: Schedule, wanted: Schedule, wanted_args: Sequence[Any]
+) -> list[str]:
     """What differs between a described schedule and the wanted one."""
     found = []
-    if _calendars(current.spec) != _calendars(wanted.spec) or (
-        current.spec.time_zone_name or None
-    ) != wanted.spec.time_zone_name:
+    if (
+        _calendars(current.spec) != _calendars(wanted.spec)
+        or (current.spec.time_zone_name or None) != wanted.spec.time_zone_name
+    ):
         found.append("spec")
     a, b = current.action, wanted.action
     if not isinstance(a, ScheduleActionStartWorkflow) or (
-        a.workflow, a.id, a.task_queue, list(a.args)
+        a.workflow,
+        a.id,
+        a.task_queue,
+        list(a.args),
     ) != (b.workflow, b.id, b.task_queue, list(wanted_args)):
         found.append("action")
     if (current.policy.overlap, current.policy.catchup_window) != (
@@ -159,8 +176,14 @@ def _calendars(spec: ScheduleSpec) -> list[tuple]:
 
     return [
         (
-            norm(c.second), norm(c.minute), norm(c.hour), norm(c.day_of_month),
-            norm(c.month), norm(c.year), norm(c.day_of_week), c.comment,
+            norm(c.second),
+            norm(c.minute),
+            norm(c.hour),
+            norm(c.day_of_month),
+            norm(c.month),
+            norm(c.year),
+            norm(c.day_of_week),
+            c.comment,
         )
         for c in spec.calendars
     ]

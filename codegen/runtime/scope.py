@@ -26,7 +26,7 @@ from ..contract import (
     MAX_ATTEMPTS,
     TASK_FAILED,
 )
-from .fanout import gather_or_cancel, shielded, succeeded
+from .fanout import cancel_all, gather_or_cancel, shielded, succeeded
 from .limits import (
     CHILD_PARALLELISM,
     DEFAULT_STEP_TIMEOUT,
@@ -34,6 +34,7 @@ from .limits import (
     HEARTBEAT_TIMEOUT,
     HISTORY_EVENT_BUDGET,
     INLINE_COMPENSATION_LIMIT,
+    MAX_PENDING_ACTIVITIES,
     LOST_RETRY_INTERVAL,
     LOST_RETRY_MAX_INTERVAL,
 )
@@ -242,21 +243,24 @@ class Run:
         self.shared.count(spec.name, result.ran)
         return result.task
 
-    async def parallel(self, parent: Task, *branches: Branch) -> list[Task]:
-        """Run the branches of a static split (each its own scope); the first
-        failure cancels the rest. Finished branches hand over their compensations."""
-        scopes = [self.branch() for _ in branches]
-        futures = [
-            asyncio.ensure_future(branch(scope, parent))
-            for branch, scope in zip(branches, scopes)
-        ]
-        try:
-            return await gather_or_cancel(futures)
-        finally:
-            self._adopt(zip(futures, (s.undo for s in scopes)))
+    @property
+    def max_workers(self) -> int:
+        """Tasks of one foreach that run at once: the module's MAX_WORKERS, or what
+        the run was started with (``RunOptions.max_workers``)."""
+        return self.info.max_workers
+
+    def task_group(self) -> TaskGroup:
+        """A task group for the branches of a static split (see :class:`TaskGroup`)."""
+        return TaskGroup(self)
 
     async def foreach(
-        self, parent: Task, body: Body, *, chunk_workflow: str, body_steps: int
+        self,
+        parent: Task,
+        body: Body,
+        *,
+        max_workers: int,
+        chunk_workflow: str,
+        tasks_per_split: int,
     ) -> list[Task]:
         """Run ``body`` once per split of the foreach ``parent`` opened; split order."""
         width = parent.num_splits or 0
@@ -267,17 +271,15 @@ class Run:
                 type="MetaflowTooManySplits",
                 non_retryable=True,
             )
-        inline = width * body_steps
+        inline = width * tasks_per_split
         if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
             self.shared.reserve(inline)
             try:
-                return await self.run_splits(
-                    parent, body, 0, width, self.info.max_workers
-                )
+                return await self.run_splits(parent, body, 0, width, max_workers)
             finally:
                 self.shared.release(inline)
-        size = max(1, self.info.chunk_activity_limit // body_steps)
-        per_child = max(1, -(-self.info.max_workers // CHILD_PARALLELISM))
+        size = max(1, self.info.chunk_activity_limit // tasks_per_split)
+        per_child = max(1, -(-max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
 
         async def chunk(start: int) -> ChunkResult:
@@ -292,7 +294,7 @@ class Run:
                         start,
                         stop,
                         per_child,
-                        body_steps,
+                        tasks_per_split,
                     ),
                     id=f"{workflow.info().workflow_id}/{parent.step}/{parent.task_id}/{start}-{stop}",
                     result_type=ChunkResult,
@@ -316,7 +318,7 @@ class Run:
         self, parent: Task, body: Body, start: int, stop: int, limit: int
     ) -> list[Task]:
         """Run splits [start, stop) of a foreach, at most ``limit`` at once."""
-        gate = asyncio.Semaphore(max(1, min(limit, 500)))
+        gate = asyncio.Semaphore(max(1, min(limit, MAX_PENDING_ACTIVITIES)))
         scopes = [self.child(i) for i in range(start, stop)]
 
         async def one(scope: Run, index: int) -> Task:
@@ -390,3 +392,37 @@ def _unwrap_child(err: ChildWorkflowError) -> BaseException:
     if isinstance(cause, ApplicationError):
         return StepFailed(cause.message, type=cause.type, non_retryable=True)
     return err
+
+
+class TaskGroup:
+    """``async with run.task_group() as group:`` runs the branches of a static split
+    at once, like ``asyncio.TaskGroup``: ``group.create_task(self.branch_x, parent)``
+    starts a branch in a scope of its own, and leaving the block waits for all of
+    them. The first failure cancels the others and waits until they are done (each
+    undoing its own compensations), then it is raised itself: one error, not an
+    ``ExceptionGroup``, so that Temporal fails the run with it. Branches that
+    finished hand their compensations to the enclosing scope, in the order they were
+    started."""
+
+    def __init__(self, run: Run):
+        self._run = run
+        self._started: list[tuple[asyncio.Task[Task], Run]] = []
+
+    async def __aenter__(self) -> TaskGroup:
+        return self
+
+    def create_task(self, branch: Branch, parent: Task) -> asyncio.Task[Task]:
+        scope = self._run.branch()
+        task = asyncio.create_task(branch(scope, parent))
+        self._started.append((task, scope))
+        return task
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        tasks = [task for task, _ in self._started]
+        try:
+            if exc is not None:
+                await cancel_all(tasks)
+            else:
+                await gather_or_cancel(tasks)
+        finally:
+            self._run._adopt((task, scope.undo) for task, scope in self._started)

@@ -1,7 +1,9 @@
 """What the workflow side passes around: step specs, finished tasks, run settings, and
-the inputs and results of the child workflows (chunks, loops, unwinds)."""
+the inputs and results of the child workflows (chunks, loops, unwinds).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Temporal's data converter reads
+these dataclasses' field types, and strings would have to resolve where it looks.
+"""
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
@@ -104,8 +106,8 @@ class Chunk:
     start: int
     stop: int
     max_workers: int
-    # activities per split (what the chunk's fan-out costs its history)
-    body_steps: int = 1
+    # tasks per split (what the chunk's fan-out costs its history)
+    tasks_per_split: int = 1
 
 
 @dataclass(frozen=True)

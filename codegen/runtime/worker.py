@@ -7,20 +7,22 @@ workflow, named like the flow), ``PARAMS`` (frozen dataclass of the flow's Param
 
     python -m out.myflow_worker                          # long-running worker (+ schedule)
     python -m out.myflow_worker trigger --param k=v      # start a run, wait, print pathspec
+    python -m out.myflow_worker versions                 # versions and their runs in flight
+
+The worker serves its module's Worker Deployment Version (:mod:`.versioning`) and
+drains on SIGTERM/Ctrl-C: no new tasks, running ones get ``--grace-seconds`` to
+finish, the rest go back to Temporal. Worker and trigger ride out server outages
+(one line when the server goes away, one when it is back).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import inspect
-import json
 import os
 import signal
 import sys
-import types
-import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,129 +31,39 @@ from types import ModuleType
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from .activities import FlowLoadError, MetaflowActivities
+from .connection import (
+    START_PATIENCE,
+    ConnectError,
+    ServerWatch,
+    connect,
+    through_outages,
+    watch_server,
+)
+from .params import ParamError, parse_params
 from .. import cron
 from .deployment import Deployment, Schedule, needs_metaflow, resolve
 from .module_check import problems
 from .launcher import Launcher, SubprocessLauncher
-from .orchestration import MAX_NUM_SPLITS, RunOptions, encode_parameters
+from .limits import MAX_NUM_SPLITS
+from .specs import RunOptions
 from .schedules import sync_schedule
+from . import versioning
 
 # Running tasks get this long to finish on shutdown before they are cancelled
-# (their process groups killed; Temporal retries them elsewhere).
-GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# (their process groups killed; Temporal retries them on another worker of their
+# version). ``worker --grace-seconds`` sets it.
+DEFAULT_GRACE = timedelta(seconds=60)
 # Heartbeats reach the server at least this often: a cancelled task learns of it (and
 # is killed) within about this long. The SDK's default is 80% of the heartbeat timeout.
 HEARTBEAT_THROTTLE = timedelta(seconds=2)
-CONNECT_FAILURE_GRACE = 0.5
-_SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-# Longest ``METAFLOW_INIT_<NAME>=<value>`` environment entry a task can get: Linux
-# refuses any single argv or environment string longer than MAX_ARG_STRLEN (32
-# pages, 131072 bytes with its NUL) with E2BIG.
-MAX_ENV_ENTRY_BYTES = 131072 - 1
 # The launcher used when none is named: the fork server where it works.
 DEFAULT_LAUNCHER = "default"
-
-
-class ParamError(ValueError):
-    """A ``--param`` that does not fit the flow's Parameters."""
-
-
-class ConnectError(RuntimeError):
-    """The Temporal server cannot be reached."""
-
-
-async def connect(address: str, namespace: str = "default") -> Client:
-    """``Client.connect`` with an error that names the address."""
-    try:
-        return await Client.connect(address, namespace=namespace)
-    except RuntimeError as exc:
-        # Let the SDK's connection threads wind down: a process that exits right
-        # after a failed connect aborts now and then (temporalio/sdk-python#300).
-        await asyncio.sleep(CONNECT_FAILURE_GRACE)
-        raise ConnectError(f"cannot reach Temporal at {address}: {exc}") from exc
-
-
-def parse_params(params_cls: type, pairs: list[str]) -> Any:
-    """Build a ``PARAMS`` instance from ``NAME=VALUE`` strings, typed by its fields."""
-    fields = {f.name: f for f in dataclasses.fields(params_cls)}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        key = name.strip().replace("-", "_")
-        if not sep:
-            raise ParamError(f"--param {pair!r}: expected NAME=VALUE")
-        if key not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise ParamError(f"unknown parameter {name!r} (known: {known})")
-        values[key] = _convert(key, fields[key].type, raw)
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in values
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ParamError("missing required parameter(s): " + ", ".join(missing))
-    params = params_cls(**values)
-    check_params(params)
-    return params
-
-
-def check_params(params: Any) -> None:
-    """Raise ParamError for a value Metaflow cannot receive: its ``init`` gets each
-    parameter as an environment variable ``METAFLOW_INIT_<NAME>``, which can hold
-    no NUL byte and, on Linux, at most ~128 KiB."""
-    for name, value in encode_parameters(params).items():
-        if "\0" in value:
-            raise ParamError(f"parameter {name}: the value contains a NUL byte")
-        room = MAX_ENV_ENTRY_BYTES - len(f"METAFLOW_INIT_{name.upper()}=")
-        size = len(value.encode("utf-8", "surrogateescape"))
-        if size > room:
-            raise ParamError(
-                f"parameter {name}: the value is {size:,} bytes, more than the "
-                f"{room:,} Metaflow can take (parameters reach its init as "
-                "environment variables, at most 128 KiB each)"
-            )
-
-
-def _kind(annotation: Any) -> str:
-    """``str``/``int``/``float``/``bool``/``Any`` (JSON) of a PARAMS field's type,
-    ``X | None`` and ``Optional[X]`` included; annotations may be strings (``from
-    __future__ import annotations``) or types."""
-    if not isinstance(annotation, str):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if args and typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            annotation = args[0] if len(args) == 1 else typing.Any
-        if annotation is typing.Any:
-            return "Any"
-        return getattr(annotation, "__name__", "")
-    text = annotation.replace(" ", "").replace("typing.", "")
-    for wrapper in ("Optional[", "Union["):
-        if text.startswith(wrapper) and text.endswith("]"):
-            text = text[len(wrapper) : -1].replace(",", "|")
-    parts = [p for p in text.split("|") if p != "None"]
-    return parts[0] if len(parts) == 1 else "Any"
-
-
-def _convert(name: str, annotation: Any, raw: str) -> Any:
-    kind = _kind(annotation)
-    try:
-        if kind == "bool":
-            return _BOOLS[raw.strip().lower()]
-        if kind in _SCALARS:
-            return _SCALARS[kind](raw)
-        return json.loads(raw)
-    except (KeyError, ValueError) as exc:
-        expected = (
-            "true/false" if kind == "bool" else kind if kind in _SCALARS else "JSON"
-        )
-        raise ParamError(f"parameter {name}: {raw!r} is not valid {expected}") from exc
 
 
 def default_launcher() -> str:
@@ -191,6 +103,8 @@ def build_worker(
     fail_fast: bool = False,
     workdir: Path | None = None,
     task_output: bool = False,
+    grace: timedelta = DEFAULT_GRACE,
+    version: WorkerDeploymentVersion | None = None,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
@@ -200,7 +114,9 @@ def build_worker(
     server). Tasks run in ``workdir`` (default: the cwd now). With ``fail_fast`` any
     exception in workflow code fails the run; by default Temporal retries the
     workflow task until a fixed worker is deployed (the run looks hung meanwhile).
-    ``task_output`` adds an ``output`` event per line a task prints.
+    ``task_output`` adds an ``output`` event per line a task prints. On shutdown
+    running tasks get ``grace`` to finish. With ``version`` it polls as that Worker
+    Deployment Version, its runs pinned to it (:mod:`.versioning`).
     """
     owner = resolve(module).owner
     activities = MetaflowActivities(
@@ -224,9 +140,10 @@ def build_worker(
             activities.facts,
         ],
         max_concurrent_activities=max_concurrent_activities,
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        graceful_shutdown_timeout=grace,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
+        deployment_config=versioning.deployment_config(version) if version else None,
     )
 
 
@@ -243,14 +160,25 @@ async def running_worker(
     workdir: Path | None = None,
     task_output: bool = False,
     check: bool = True,
+    grace: timedelta = DEFAULT_GRACE,
+    versioned: bool = False,
+    watch: ServerWatch | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run a worker for the block; then shut it down and close the launcher
-    (only a launcher it made from a name: a given instance stays the caller's).
-    The default launcher is the fork server where it works (:func:`make_launcher`).
-    With ``check`` (the default) it first has Metaflow load the flow where tasks run
-    and refuses a stale module (:func:`check_flow` raises :class:`StaleModule`)."""
+    """Run a worker for the block; then shut it down (running tasks get ``grace``)
+    and close the launcher (only a launcher it made from a name: a given instance
+    stays the caller's). The default launcher is the fork server where it works
+    (:func:`make_launcher`). With ``check`` (the default) it first has Metaflow load
+    the flow where tasks run and refuses a stale module (:func:`check_flow` raises
+    :class:`StaleModule`).
+
+    ``versioned`` serves the module's Worker Deployment Version (the ``worker``
+    command does): runs stay on the code they started on, and once polling it makes
+    its version current unless a newer one is (:func:`versioning.promote`, through
+    server outages, which ``watch`` reports). Off by default: a worker alone on its
+    own task queue (tests, ``mf-temporal-codegen run``) gains nothing from it."""
     if check:
         await check_flow(module, workdir=workdir)
+    version = versioning.version_of(module, task_queue) if versioned else None
     owned = make_launcher(launcher)
     try:
         async with build_worker(
@@ -263,7 +191,15 @@ async def running_worker(
             fail_fast=fail_fast,
             workdir=workdir,
             task_output=task_output,
+            grace=grace,
+            version=version,
         ) as worker:
+            if version:
+                await through_outages(
+                    lambda: versioning.promote(client, version),
+                    client,
+                    watch or ServerWatch(client.service_client.config.target_host),
+                )
             yield worker
     finally:
         if owned is not launcher:
@@ -323,7 +259,9 @@ async def check_flow(module: ModuleType, workdir: Path | None = None) -> dict:
     return described
 
 
-async def deployment_of(module: ModuleType, described: dict | None = None) -> Deployment:
+async def deployment_of(
+    module: ModuleType, described: dict | None = None
+) -> Deployment:
     """The module's deployment; a @project name only Metaflow can compute is taken
     from ``described`` (or from Metaflow, loading the flow)."""
     if not needs_metaflow(module):
@@ -341,20 +279,46 @@ async def start_workflow(
     task_queue: str,
     workflow_id: str | None = None,
     options: RunOptions | None = None,
+    watch: ServerWatch | None = None,
+    patience: timedelta = START_PATIENCE,
 ) -> WorkflowHandle:
     """Start one run of ``module.WORKFLOW`` with a ``PARAMS`` instance.
 
     ``options`` goes along when ``run`` takes it: Temporal decodes arguments by
-    their type hints only when every parameter gets a value.
+    their type hints only when every parameter gets a value. With ``watch`` an
+    unreachable server is retried for ``patience`` (then :class:`ConnectError`).
     """
     run = module.WORKFLOW.run
     args = [params, options] if len(inspect.signature(run).parameters) > 2 else [params]
-    return await client.start_workflow(
-        run,
-        args=args,
-        id=workflow_id or resolve(module).new_workflow_id(),
-        task_queue=task_queue,
-    )
+    workflow_id = workflow_id or resolve(module).new_workflow_id()
+    attempts = 0
+
+    async def start() -> WorkflowHandle:
+        nonlocal attempts
+        attempts += 1
+        try:
+            return await client.start_workflow(
+                run, args=args, id=workflow_id, task_queue=task_queue
+            )
+        except WorkflowAlreadyStartedError as exc:
+            if attempts == 1:
+                raise
+            # an attempt cut off by the outage did start it
+            return client.get_workflow_handle_for(run, workflow_id, run_id=exc.run_id)
+
+    if watch is None:
+        return await start()
+    return await through_outages(start, client, watch, patience)
+
+
+async def wait_for_result(
+    client: Client, handle: WorkflowHandle, watch: ServerWatch | None = None
+) -> Any:
+    """The run's result (raises ``WorkflowFailureError``); with ``watch`` it keeps
+    waiting through server outages, however long."""
+    if watch is None:
+        return await handle.result()
+    return await through_outages(handle.result, client, watch)
 
 
 async def run_workflow(
@@ -365,8 +329,10 @@ async def run_workflow(
     task_queue: str,
     workflow_id: str | None = None,
     options: RunOptions | None = None,
+    watch: ServerWatch | None = None,
 ) -> Any:
-    """Start one run and wait for its result (raises ``WorkflowFailureError``)."""
+    """Start one run and wait for its result (raises ``WorkflowFailureError``),
+    through server outages with ``watch``."""
     handle = await start_workflow(
         client,
         module,
@@ -374,8 +340,9 @@ async def run_workflow(
         task_queue=task_queue,
         workflow_id=workflow_id,
         options=options,
+        watch=watch,
     )
-    return await handle.result()
+    return await wait_for_result(client, handle, watch)
 
 
 def describe_failure(exc: BaseException | None) -> str:
@@ -406,9 +373,10 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
 
 def _command(module: ModuleType, argv: list[str]) -> int:
     argv = list(argv)
-    if not argv or argv[0] not in ("worker", "trigger", "-h", "--help"):
+    if not argv or argv[0] not in ("worker", "trigger", "versions", "-h", "--help"):
         argv.insert(0, "worker")
     args = _parser(module).parse_args(argv)
+    launcher = None
     if args.command == "trigger":
         try:
             params = parse_params(module.PARAMS, args.param)
@@ -416,6 +384,8 @@ def _command(module: ModuleType, argv: list[str]) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         command = _trigger(module, args, params)
+    elif args.command == "versions":
+        command = _versions(module, args)
     else:
         try:
             launcher = make_launcher(args.launcher)
@@ -428,8 +398,11 @@ def _command(module: ModuleType, argv: list[str]) -> int:
     except ConnectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RPCError as exc:
+        print(f"error: Temporal at {args.address}: {exc}", file=sys.stderr)
+        return 1
     finally:
-        if args.command == "worker":
+        if launcher is not None:
             launcher.close()
 
 
@@ -440,13 +413,26 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a worker until Ctrl-C/SIGTERM")
     trigger = commands.add_parser("trigger", help="start a run and wait for it")
-    for sub in (worker, trigger):
+    versions = commands.add_parser(
+        "versions", help="the deployment's versions and their runs in flight"
+    )
+    for sub in (worker, trigger, versions):
         sub.add_argument(
             "--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
         )
         sub.add_argument("--namespace", default="default")
         sub.add_argument(
             "--task-queue", default=None, help="default: the flow's (see @project)"
+        )
+    for sub in (worker, trigger):
+        sub.add_argument(
+            "--wait-for-server",
+            type=lambda text: timedelta(seconds=float(text)),
+            default=START_PATIENCE,
+            metavar="SECONDS",
+            help="how long to retry a server that is unreachable when starting "
+            f"(default {START_PATIENCE.total_seconds():g}; a run's result is "
+            "awaited through outages of any length)",
         )
     worker.add_argument(
         "--launcher",
@@ -462,6 +448,13 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         help="leave the flow's Temporal Schedule (@schedule) as it is",
     )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DEFAULT_GRACE.total_seconds(),
+        help="on SIGTERM/Ctrl-C, how long running tasks get to finish before they "
+        "are handed back to Temporal (default %(default)g)",
+    )
     trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     trigger.add_argument("--workflow-id", default=None)
     trigger.add_argument(
@@ -477,10 +470,51 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signals() -> tuple[asyncio.Event, Callable[[], None]]:
+    """An event SIGTERM/SIGINT set once the worker serves; before that they cancel
+    the current task (start-up ends). Call the returned function when serving."""
+    stop = asyncio.Event()
+    task = asyncio.current_task()
+    serving = False
+
+    def on_signal() -> None:
+        if serving:
+            stop.set()
+        else:
+            task.cancel()
+
+    def now_serving() -> None:
+        nonlocal serving
+        serving = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    return stop, now_serving
+
+
 async def _serve(
     module: ModuleType, args: argparse.Namespace, launcher: Launcher
 ) -> int:
-    client = await connect(args.address, args.namespace)
+    stop, now_serving = _stop_on_signals()
+    try:
+        return await _start_and_serve(module, args, launcher, stop, now_serving)
+    except asyncio.CancelledError:
+        print("stopped before serving", flush=True)
+        return 0
+
+
+async def _start_and_serve(
+    module: ModuleType,
+    args: argparse.Namespace,
+    launcher: Launcher,
+    stop: asyncio.Event,
+    now_serving: Callable[[], None],
+) -> int:
+    watch = ServerWatch(args.address)
+    client = await connect(
+        args.address, args.namespace, patience=args.wait_for_server, watch=watch
+    )
     try:
         described = await check_flow(module)
         schedule = evaluated_schedule(described)
@@ -489,14 +523,13 @@ async def _serve(
         return 2
     deployment = await deployment_of(module, described)
     task_queue = args.task_queue or deployment.task_queue
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     if not args.no_schedule:
         try:
-            outcome = await sync_schedule(
-                client, module, deployment, task_queue, schedule
+            outcome = await through_outages(
+                lambda: sync_schedule(client, module, deployment, task_queue, schedule),
+                client,
+                watch,
+                args.wait_for_server,
             )
         except RPCError as exc:
             print(
@@ -507,26 +540,64 @@ async def _serve(
             return 1
         if outcome != "none":
             print(f"schedule {deployment.schedule_id}: {outcome}", flush=True)
-    print(
-        f"worker for {deployment.name} on {args.address} "
-        f"(namespace {args.namespace}, task queue {task_queue}, "
-        f"launcher {launcher.name}); Ctrl-C to stop",
-        flush=True,
-    )
+    grace = timedelta(seconds=args.grace_seconds)
     async with running_worker(
         client,
         module,
         task_queue=task_queue,
         launcher=launcher,
         max_concurrent_activities=args.max_concurrent_activities,
+        check=False,
+        grace=grace,
+        versioned=True,
+        watch=watch,
     ):
+        await _say_version(client, module, task_queue, watch)
+        print(
+            f"worker for {deployment.name} on {args.address} "
+            f"(namespace {args.namespace}, task queue {task_queue}, "
+            f"launcher {launcher.name}); Ctrl-C to stop",
+            flush=True,
+        )
+        now_serving()
+        watching = asyncio.create_task(watch_server(client, watch))
         await stop.wait()
-        print("shutting down: waiting for running tasks", flush=True)
+        watching.cancel()
+        print(
+            f"shutting down: no new tasks; running ones get {grace.total_seconds():g}s "
+            "to finish, then go back to Temporal",
+            flush=True,
+        )
     return 0
 
 
+async def _say_version(
+    client: Client, module: ModuleType, task_queue: str, watch: ServerWatch
+) -> None:
+    """One line: the version this worker serves and whether new runs go to it."""
+    version = versioning.version_of(module, task_queue)
+    described = await through_outages(
+        lambda: versioning.describe(client, version.deployment_name), client, watch
+    )
+    current = described and versioning.current_build_id(described)
+    line = f"version {version.build_id} of deployment {version.deployment_name}: "
+    if current == version.build_id:
+        line += "current, new runs start here"
+    else:
+        line += (
+            f"serving its pinned runs; new runs go to the newer current version "
+            f"{current} (make this one current with `temporal worker deployment "
+            f"set-current-version --deployment-name {version.deployment_name} "
+            f"--build-id {version.build_id}`)"
+        )
+    print(line, flush=True)
+
+
 async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
-    client = await connect(args.address, args.namespace)
+    watch = ServerWatch(args.address)
+    client = await connect(
+        args.address, args.namespace, patience=args.wait_for_server, watch=watch
+    )
     options = RunOptions(
         max_workers=args.max_workers,
         tags=tuple(args.tag),
@@ -537,19 +608,59 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
     except FlowLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    handle = await start_workflow(
-        client,
-        module,
-        params,
-        task_queue=task_queue,
-        workflow_id=args.workflow_id,
-        options=options,
-    )
+    try:
+        handle = await start_workflow(
+            client,
+            module,
+            params,
+            task_queue=task_queue,
+            workflow_id=args.workflow_id,
+            options=options,
+            watch=watch,
+            patience=args.wait_for_server,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        print(f"error: workflow {exc.workflow_id} already exists", file=sys.stderr)
+        return 1
     print(f"workflow: {handle.id} (task queue {task_queue})", flush=True)
     try:
-        result = await handle.result()
+        result = await wait_for_result(client, handle, watch)
     except WorkflowFailureError as exc:
         print(f"run failed: {describe_failure(exc.cause or exc)}", file=sys.stderr)
         return 1
     print(f"pathspec: {result.pathspec}")
     return 0
+
+
+async def _versions(module: ModuleType, args: argparse.Namespace) -> int:
+    """Print the deployment's versions, their runs in flight and what to do."""
+    client = await connect(args.address, args.namespace)
+    try:
+        task_queue = args.task_queue or (await deployment_of(module)).task_queue
+    except FlowLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ours = versioning.version_of(module, task_queue)
+    # the main workflow is named like the flow
+    states = await versioning.versions(client, ours.deployment_name, module.FLOW.name)
+    if not states:
+        print(f"deployment {ours.deployment_name}: no worker has polled it yet")
+        return 0
+    print(f"deployment {ours.deployment_name} (this module: {ours.build_id})")
+    for state in states:
+        print("  " + _version_line(state, ours.build_id))
+    return 0
+
+
+def _version_line(state: versioning.VersionState, ours: str) -> str:
+    if state.current:
+        role = "current: new runs start here"
+    elif state.running:
+        role = "draining: keep its workers until no run is in flight"
+    else:
+        role = "drained: its workers can be stopped"
+    this = " (this module)" if state.build_id == ours else ""
+    return (
+        f"{state.build_id}{this}  registered {state.created:%Y-%m-%d %H:%M:%S} UTC  "
+        f"runs in flight: {state.running}  {role}"
+    )

@@ -73,8 +73,15 @@ from pathlib import Path
 SCHEDULER = "temporal"
 READY = "Ctrl-C to stop"  # the worker's start-up line
 PASSTHROUGH = ("--quiet", "--no-pylint")  # every generated task gets these anyway
-TOP_OPTIONS = ("--metadata", "--datastore", "--datastore-root", "--environment",
-               "--event-logger", "--monitor", "--with")  # same names in the codegen CLI
+TOP_OPTIONS = (
+    "--metadata",
+    "--datastore",
+    "--datastore-root",
+    "--environment",
+    "--event-logger",
+    "--monitor",
+    "--with",
+)  # same names in the codegen CLI
 RUN_OPTIONS = ("--tag", "--max-workers", "--max-num-splits")  # same names in trigger
 PROBE = (  # import the flow as `test_flow.py <scheduler> create` would; print METAFLOW_RUN_*
     "import json, os, runpy; runpy.run_path('test_flow.py', run_name='test_flow'); "
@@ -116,7 +123,9 @@ def options(opts: list[str], allowed: tuple[str, ...]) -> list[str]:
         if opt in PASSTHROUGH:
             continue
         if name not in allowed:
-            raise ValueError(f"context option {opt!r} has no mf-temporal-codegen equivalent")
+            raise ValueError(
+                f"context option {opt!r} has no mf-temporal-codegen equivalent"
+            )
         out += [name, value]
     return out
 
@@ -124,8 +133,14 @@ def options(opts: list[str], allowed: tuple[str, ...]) -> list[str]:
 class Scheduler:
     """Stands in for ``test_flow.py temporal create|trigger`` inside run_tests.run_test."""
 
-    def __init__(self, address: str, launcher: str, timeout: float, run_options: list[str],
-                 workflow_status: bool = True):
+    def __init__(
+        self,
+        address: str,
+        launcher: str,
+        timeout: float,
+        run_options: list[str],
+        workflow_status: bool = True,
+    ):
         self.address, self.launcher, self.timeout = address, launcher, timeout
         self.workflow_status = workflow_status
         self.run_options = run_options
@@ -154,20 +169,27 @@ class Scheduler:
 
         def done(code, msg=""):
             return subprocess.CompletedProcess(
-                cmd, code, "".join(out).encode(), ("".join(err) + msg).encode())
+                cmd, code, "".join(out).encode(), ("".join(err) + msg).encode()
+            )
 
         try:
             gen_opts = options(top, TOP_OPTIONS)
         except ValueError as exc:
             return done(2, f"error: {exc}\n")
         Path(".metaflow").mkdir(exist_ok=True)  # local datastore of this case dir only
-        probe = subprocess.run([py, "-c", PROBE], env=env, capture_output=True, text=True)
+        probe = subprocess.run(
+            [py, "-c", PROBE], env=env, capture_output=True, text=True
+        )
         if probe.returncode:
             err.append(probe.stderr)
             return done(probe.returncode, "error: importing test_flow.py failed\n")
         self.run_env = json.loads(probe.stdout.rsplit("RUN_ENV=", 1)[1])
-        gen = subprocess.run([py, "-m", "mf_temporal_codegen", "test_flow.py", "-o", "out",
-                              *gen_opts], env=env, capture_output=True, text=True)
+        gen = subprocess.run(
+            [py, "-m", "mf_temporal_codegen", "test_flow.py", "-o", "out", *gen_opts],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         out.append(gen.stdout)
         err.append(gen.stderr)
         if gen.returncode:
@@ -179,10 +201,25 @@ class Scheduler:
         self.task_queue = f"core-{self.nonce}-{self.case}"
         log = open(self.worker_log, "wb")
         self.worker = subprocess.Popen(
-            [py, "-m", self.module, "worker", "--address", self.address,
-             "--task-queue", self.task_queue, "--launcher", self.launcher, "--no-schedule"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=die_with_parent)
+            [
+                py,
+                "-m",
+                self.module,
+                "worker",
+                "--address",
+                self.address,
+                "--task-queue",
+                self.task_queue,
+                "--launcher",
+                self.launcher,
+                "--no-schedule",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         log.close()
         deadline = time.time() + 120
         while READY not in self.worker_log.read_text(errors="replace"):
@@ -196,8 +233,18 @@ class Scheduler:
     def trigger(self, cmd, env, run_id_file):
         py = cmd[0]
         self.workflow_id = f"{self.task_queue}-{uuid.uuid4().hex[:8]}"
-        args = [py, "-m", self.module, "trigger", "--address", self.address,
-                "--task-queue", self.task_queue, "--workflow-id", self.workflow_id]
+        args = [
+            py,
+            "-m",
+            self.module,
+            "trigger",
+            "--address",
+            self.address,
+            "--task-queue",
+            self.task_queue,
+            "--workflow-id",
+            self.workflow_id,
+        ]
         for name in self.params:  # what `run` reads through click's auto_envvar_prefix
             key = "METAFLOW_RUN_" + name.upper()
             value = self.run_env.get(key, env.get(key))
@@ -208,12 +255,18 @@ class Scheduler:
         except ValueError as exc:
             return subprocess.CompletedProcess(cmd, 2, b"", f"error: {exc}\n".encode())
         try:
-            proc = subprocess.run(args, env=env, capture_output=True, timeout=self.timeout)
+            proc = subprocess.run(
+                args, env=env, capture_output=True, timeout=self.timeout
+            )
         except subprocess.TimeoutExpired as exc:
             self.terminate(env)
             proc = subprocess.CompletedProcess(
-                args, 1, exc.stdout or b"",
-                (exc.stderr or b"") + b"error: trigger timed out after %ds\n" % self.timeout)
+                args,
+                1,
+                exc.stdout or b"",
+                (exc.stderr or b"")
+                + b"error: trigger timed out after %ds\n" % self.timeout,
+            )
         match = re.search(rb"^pathspec: [^/\s]+/(\S+)$", proc.stdout, re.M)
         run_id = match.group(1).decode() if match else self.first_run_id(env)
         if run_id:
@@ -225,7 +278,9 @@ class Scheduler:
         from metaflow.plugins.datastores.local_storage import LocalStorage
 
         LocalStorage.datastore_root = None
-        return subprocess.CompletedProcess(cmd, proc.returncode, proc.stdout, proc.stderr)
+        return subprocess.CompletedProcess(
+            cmd, proc.returncode, proc.stdout, proc.stderr
+        )
 
     def answer_poll(self, run_id: str, ok: bool) -> None:
         """Answer run_tests' poll ``Flow(name)[run_id].finished/.successful`` with the
@@ -240,9 +295,21 @@ class Scheduler:
         metaflow.Flow = lambda name, _namespace_check=True: {run_id: status}
 
     def temporal(self, env, *args):
-        return subprocess.run([str(Path(sys.executable).with_name("temporal")), "workflow",
-                               *args, "--address", self.address, "-w", self.workflow_id],
-                              env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [
+                str(Path(sys.executable).with_name("temporal")),
+                "workflow",
+                *args,
+                "--address",
+                self.address,
+                "-w",
+                self.workflow_id,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def first_run_id(self, env) -> str | None:
         """A failed trigger prints no pathspec: the run id is temporal-<first run id>."""
@@ -273,7 +340,9 @@ def not_applicable(formatter, graph, test, context, disabled_by) -> str | None:
         return "not generated: ONLY_GRAPHS"
     if not formatter.valid:
         return "not generated: a required step has no node in this graph"
-    if context["disable_parallel"] and any("num_parallel" in n for n in graph["graph"].values()):
+    if context["disable_parallel"] and any(
+        "num_parallel" in n for n in graph["graph"].values()
+    ):
         return "@parallel graph (scheduler contexts set disable_parallel)"
     if name in disabled_by:
         return "disabled_tests of " + disabled_by[name]
@@ -289,7 +358,7 @@ def first_error(text: str) -> str:
     stderr = text.split("STDERR follows:", 1)[-1].splitlines()
     for i, line in enumerate(stderr):
         if line.startswith("Traceback"):
-            rest = [s for s in stderr[i + 1:] if s and not s.startswith(" ")]
+            rest = [s for s in stderr[i + 1 :] if s and not s.startswith(" ")]
             if rest:
                 return f"{verdict}: {rest[0].strip()}"
         if re.search(r"error|Error|ERROR|failed|Exception|Expected", line):
@@ -302,14 +371,31 @@ def first_error(text: str) -> str:
 def dev_server(log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("temporal")), "server", "start-dev", "--headless",
-         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(free_port()),
-         "--log-level", "error"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=die_with_parent)
+        [
+            str(Path(sys.executable).with_name("temporal")),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(free_port()),
+            "--log-level",
+            "error",
+        ],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), 1),
+        ):
             time.sleep(1)  # gRPC up; let the default namespace register
             return proc, f"127.0.0.1:{port}"
         time.sleep(0.3)
@@ -325,25 +411,46 @@ def table(title: str, rows: dict[str, dict[str, int]]) -> str:
         r = rows[key]
         for k, v in r.items():
             total[k] += v
-        lines.append(f"{key:<{width}}  {r['passed']:>6}/{r['applicable']:<10}  {r['na']:>5}")
-    lines.append(f"{'TOTAL':<{width}}  {total['passed']:>6}/{total['applicable']:<10}  "
-                 f"{total['na']:>5}")
+        lines.append(
+            f"{key:<{width}}  {r['passed']:>6}/{r['applicable']:<10}  {r['na']:>5}"
+        )
+    lines.append(
+        f"{'TOTAL':<{width}}  {total['passed']:>6}/{total['applicable']:<10}  "
+        f"{total['na']:>5}"
+    )
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--core", required=True, help="Metaflow checkout's test/core directory")
-    ap.add_argument("--out", default="/tmp/mfcore-results", help="logs and results.json")
-    ap.add_argument("--graphs", default="", help="comma-separated graph names (default all)")
-    ap.add_argument("--tests", default="", help="comma-separated test classes (default all)")
-    ap.add_argument("--rerun", help="results.json of an earlier run: run its failures only")
+    ap.add_argument(
+        "--core", required=True, help="Metaflow checkout's test/core directory"
+    )
+    ap.add_argument(
+        "--out", default="/tmp/mfcore-results", help="logs and results.json"
+    )
+    ap.add_argument(
+        "--graphs", default="", help="comma-separated graph names (default all)"
+    )
+    ap.add_argument(
+        "--tests", default="", help="comma-separated test classes (default all)"
+    )
+    ap.add_argument(
+        "--rerun", help="results.json of an earlier run: run its failures only"
+    )
     ap.add_argument("--launcher", default="subprocess", choices=["subprocess", "fork"])
-    ap.add_argument("--address", help="use this Temporal server instead of a dev server")
-    ap.add_argument("--timeout", type=float, default=300, help="seconds per run (trigger)")
+    ap.add_argument(
+        "--address", help="use this Temporal server instead of a dev server"
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=300, help="seconds per run (trigger)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep each case's directory")
-    ap.add_argument("--stock-poll", action="store_true",
-                    help="let run_tests poll Metaflow for the run's status (see answer_poll)")
+    ap.add_argument(
+        "--stock-poll",
+        action="store_true",
+        help="let run_tests poll Metaflow for the run's status (see answer_poll)",
+    )
     args = ap.parse_args()
 
     core, out = Path(args.core).resolve(), Path(args.out).resolve()
@@ -362,39 +469,78 @@ def main() -> int:
 
     disabled_by = {t: "python3-all-local" for t in local["disabled_tests"]}
     disabled_by.update({t: "python3-argo-workflows" for t in argo["disabled_tests"]})
-    context = dict(local, name="python3-temporal", scheduler=SCHEDULER, executors=["scheduler"],
-                   disable_parallel=True, python=sys.executable, scheduler_timeout=60,
-                   disabled_tests=sorted(disabled_by))
+    context = dict(
+        local,
+        name="python3-temporal",
+        scheduler=SCHEDULER,
+        executors=["scheduler"],
+        disable_parallel=True,
+        python=sys.executable,
+        scheduler_timeout=60,
+        disabled_tests=sorted(disabled_by),
+    )
     checks = {k: dict(v, python=sys.executable) for k, v in suite["checks"].items()}
-    (out / "contexts.json").write_text(json.dumps({"contexts": [context], "checks": checks},
-                                                  indent=2, ensure_ascii=False) + "\n")
+    (out / "contexts.json").write_text(
+        json.dumps(
+            {"contexts": [context], "checks": checks}, indent=2, ensure_ascii=False
+        )
+        + "\n"
+    )
 
     wanted = lambda s: {x.lower() for x in s.split(",") if x}  # noqa: E731
     only_graphs, only_tests = wanted(args.graphs), wanted(args.tests)
     rerun = None
     if args.rerun:
-        rerun = {(c["graph"], c["test"]) for c in json.loads(Path(args.rerun).read_text())
-                 ["cases"] if c["status"] == "fail"}
+        rerun = {
+            (c["graph"], c["test"])
+            for c in json.loads(Path(args.rerun).read_text())["cases"]
+            if c["status"] == "fail"
+        }
     graphs = sorted(run_tests.iter_graphs(), key=lambda g: g["name"])
     tests = sorted(run_tests.iter_tests(), key=lambda t: (t.PRIORITY, type(t).__name__))
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up in `finally`
-    server, address = (None, args.address) if args.address else dev_server(out / "server.log")
-    sched = Scheduler(address, args.launcher, args.timeout, context["run_options"],
-                      workflow_status=not args.stock_poll)
-    run_tests.subprocess = type("subprocess", (), {  # run_tests' view of subprocess
-        "__getattr__": lambda self, n: getattr(subprocess, n),
-        "run": lambda self, cmd, **kw: sched.run(cmd, **kw)})()
-    print(f"metaflow {metaflow.__version__}, server {address}, launcher {args.launcher}, "
-          f"context {out / 'contexts.json'}", flush=True)
+    server, address = (
+        (None, args.address) if args.address else dev_server(out / "server.log")
+    )
+    sched = Scheduler(
+        address,
+        args.launcher,
+        args.timeout,
+        context["run_options"],
+        workflow_status=not args.stock_poll,
+    )
+    run_tests.subprocess = type(
+        "subprocess",
+        (),
+        {  # run_tests' view of subprocess
+            "__getattr__": lambda self, n: getattr(subprocess, n),
+            "run": lambda self, cmd, **kw: sched.run(cmd, **kw),
+        },
+    )()
+    print(
+        f"metaflow {metaflow.__version__}, server {address}, launcher {args.launcher}, "
+        f"context {out / 'contexts.json'}",
+        flush=True,
+    )
 
     cases, started = [], time.time()
     stdout = sys.stdout
 
     def save(final: bool) -> None:
-        (out / "results.json").write_text(json.dumps(
-            {"metaflow": metaflow.__version__, "launcher": args.launcher, "complete": final,
-             "seconds": round(time.time() - started), "cases": cases}, indent=1) + "\n")
+        (out / "results.json").write_text(
+            json.dumps(
+                {
+                    "metaflow": metaflow.__version__,
+                    "launcher": args.launcher,
+                    "complete": final,
+                    "seconds": round(time.time() - started),
+                    "cases": cases,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     try:
         for graph in graphs:
@@ -414,14 +560,19 @@ def main() -> int:
                     continue
                 slug = f"{graph['name']}__{tname}"
                 log, t0 = out / "logs" / f"{slug}.log", time.time()
-                sched.start_case(slug.replace("_", "-").lower(),
-                                 [*test.PARAMETERS, *test.INCLUDE_FILES],
-                                 out / "logs" / f"{slug}.worker.log")
-                with open(log, "w", encoding="utf-8", buffering=1) as fh, \
-                        contextlib.redirect_stdout(fh):
+                sched.start_case(
+                    slug.replace("_", "-").lower(),
+                    [*test.PARAMETERS, *test.INCLUDE_FILES],
+                    out / "logs" / f"{slug}.worker.log",
+                )
+                with (
+                    open(log, "w", encoding="utf-8", buffering=1) as fh,
+                    contextlib.redirect_stdout(fh),
+                ):
                     try:
-                        ret, _ = run_tests.run_test(formatter, context, args.keep, checks,
-                                                    {}, "scheduler")
+                        ret, _ = run_tests.run_test(
+                            formatter, context, args.keep, checks, {}, "scheduler"
+                        )
                     except Exception:
                         traceback.print_exc(file=fh)
                         print("STDERR follows:\n" + traceback.format_exc())
@@ -431,12 +582,21 @@ def main() -> int:
                         os.chdir(core)
                 text = log.read_text(encoding="utf-8", errors="replace")
                 status = "fail" if ret else "pass"
-                cases.append(dict(case, status=status, seconds=round(time.time() - t0, 1),
-                                  error=first_error(text) if ret else None))
+                cases.append(
+                    dict(
+                        case,
+                        status=status,
+                        seconds=round(time.time() - t0, 1),
+                        error=first_error(text) if ret else None,
+                    )
+                )
                 save(final=False)
-                print(f"{status:4}  {time.time() - t0:6.1f}s  {graph['name']:32} {tname}"
-                      + (f"\n      {cases[-1]['error']}" if ret else ""), file=stdout,
-                      flush=True)
+                print(
+                    f"{status:4}  {time.time() - t0:6.1f}s  {graph['name']:32} {tname}"
+                    + (f"\n      {cases[-1]['error']}" if ret else ""),
+                    file=stdout,
+                    flush=True,
+                )
     finally:
         sched.end_case()
         stop(server)
@@ -455,11 +615,16 @@ def main() -> int:
     failures = [c for c in cases if c["status"] == "fail"]
     save(final=True)
     print("\n" + table("graph", per_graph) + "\n\n" + table("test", per_test) + "\n")
-    print("not applicable:\n" + "\n".join(f"  {n:4}  {r}" for r, n in sorted(reasons.items())))
+    print(
+        "not applicable:\n"
+        + "\n".join(f"  {n:4}  {r}" for r, n in sorted(reasons.items()))
+    )
     print(f"\n{len(failures)} failed:" if failures else "\nno failures")
     for c in failures:
         print(f"  {c['graph']:32} {c['test']:32} {c['error']}")
-    print(f"\n{elapsed:.0f} s; logs in {out / 'logs'}, results in {out / 'results.json'}")
+    print(
+        f"\n{elapsed:.0f} s; logs in {out / 'logs'}, results in {out / 'results.json'}"
+    )
     return 1 if failures else 0
 
 
