@@ -193,12 +193,7 @@ def _check_targets(
         )
     for target in step.next:
         if target not in steps:
-            close = difflib.get_close_matches(target, sorted(steps), n=1)
-            hint = (
-                f"did you mean self.{close[0]}?"
-                if close
-                else "known steps: " + ", ".join(sorted(steps))
-            )
+            hint = _unknown_step_hint(target, steps, "self.{}")
             errors.add(
                 _error(
                     step,
@@ -227,17 +222,21 @@ def _check_targets(
         )
 
 
+def _unknown_step_hint(name: str, steps: dict[str, m.Step], spelled: str) -> str:
+    """``did you mean <closest step>?`` (the step written as ``spelled``), else the
+    known steps."""
+    close = difflib.get_close_matches(name, sorted(steps), n=1)
+    if close:
+        return f"did you mean {spelled.format(close[0])}?"
+    return "known steps: " + ", ".join(sorted(steps))
+
+
 def _check_compensations(
     flow: m.Flow, steps: dict[str, m.Step], errors: Collector
 ) -> None:
     for comp in flow.compensations:
         if comp.step not in steps:
-            close = difflib.get_close_matches(comp.step, sorted(steps), n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else "known steps: " + ", ".join(sorted(steps))
-            )
+            hint = _unknown_step_hint(comp.step, steps, "{!r}")
             errors.add(
                 CodegenError(
                     comp.pos,

@@ -121,9 +121,9 @@ def test_the_runtime_imports_no_generator_module():
     assert outside == set()
 
 
-def test_mypy_passes_on_the_generator():
+def test_mypy_passes_on_the_package():
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "codegen", "--exclude", "codegen/runtime"],
+        [sys.executable, "-m", "mypy", "codegen"],
         cwd=ROOT,
         capture_output=True,
         text=True,

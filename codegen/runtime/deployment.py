@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any, cast
 
 from ..contract import task_queue
 
@@ -103,9 +104,13 @@ def project_owner(env: Mapping[str, str]) -> str:
     configured = env.get("METAFLOW_USER") or next(
         (
             config["METAFLOW_USER"]
-            for config in (
-                metaflow_config_funcs.METAFLOW_LOCAL_CONFIG,
-                metaflow_config_funcs.METAFLOW_CONFIG,
+            # Metaflow declares both `= None` and fills them in later (dicts)
+            for config in cast(
+                "tuple[dict[str, Any] | None, ...]",
+                (
+                    metaflow_config_funcs.METAFLOW_LOCAL_CONFIG,
+                    metaflow_config_funcs.METAFLOW_CONFIG,
+                ),
             )
             if config and config.get("METAFLOW_USER")
         ),

@@ -4,13 +4,15 @@ failure, and wait for every one of them before the failure travels on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
+T = TypeVar("T")
 
-async def gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
+
+async def gather_or_cancel(tasks: Sequence[asyncio.Future[T]]) -> list[T]:
     """Wait for all; on the first failure cancel and drain the others, then raise it."""
     if not tasks:
         return []
@@ -22,11 +24,13 @@ async def gather_or_cancel(tasks: list[asyncio.Future]) -> list[Any]:
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
     if failed:
         await cancel_all(tasks)
-        raise failed[0].exception()
+        error = failed[0].exception()
+        assert error is not None  # failed holds only futures with an exception
+        raise error
     return [t.result() for t in tasks]
 
 
-async def cancel_all(tasks: list[asyncio.Future]) -> None:
+async def cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Cancel the unfinished ones and wait until all are done (they may be undoing
     their own scopes), even if this waiting is cancelled itself."""
     for t in tasks:
@@ -50,5 +54,5 @@ async def shielded(awaitable: Awaitable[Any]) -> Any:
                 this.uncancel()
 
 
-def succeeded(future: asyncio.Future) -> bool:
+def succeeded(future: asyncio.Future[Any]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None

@@ -57,6 +57,11 @@ class Launcher:
         ``on_line(stream, line, pid)`` (if given) sees every line as it is logged,
         ``stream`` being ``"stdout"`` or ``"stderr"``."""
         proc = await self.spawn(argv, env, cwd)
+        if proc.stdout is None or proc.stderr is None:  # spawn must pipe both
+            await _kill_group(proc)
+            raise RuntimeError(
+                f"{type(self).__name__}.spawn did not pipe stdout/stderr"
+            )
         pumps = [
             asyncio.create_task(
                 _pump(

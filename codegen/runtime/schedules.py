@@ -56,6 +56,8 @@ CREATED, UPDATED, UNCHANGED, PAUSED, NONE = (
 
 def schedule_spec(schedule: FlowSchedule) -> ScheduleSpec:
     """The Temporal spec of a Metaflow cron expression (one calendar, second 0)."""
+    if schedule.cron is None:
+        raise ValueError("the @schedule has no cron expression (Metaflow evaluates it)")
     cal = cron.parse(schedule.cron)
 
     def ranges(values: Sequence[cron.Range]) -> tuple[ScheduleRange, ...]:
@@ -117,6 +119,7 @@ async def sync_schedule(
         return CREATED
     except ScheduleAlreadyRunningError:
         pass
+    assert isinstance(schedule.action, ScheduleActionStartWorkflow)  # from desired()
     args = await client.data_converter.encode(schedule.action.args)
     outcome = UNCHANGED
 
@@ -153,6 +156,8 @@ def differences(
     ):
         found.append("spec")
     a, b = current.action, wanted.action
+    if not isinstance(b, ScheduleActionStartWorkflow):  # the only kind desired() makes
+        raise TypeError(f"the wanted schedule does not start a workflow: {b!r}")
     if not isinstance(a, ScheduleActionStartWorkflow) or (
         a.workflow,
         a.id,

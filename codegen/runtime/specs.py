@@ -6,9 +6,9 @@ these dataclasses' field types, and strings would have to resolve where it looks
 """
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio.exceptions import ApplicationError
 
@@ -187,7 +187,8 @@ class StepFailed(ApplicationError):
 Body = Callable[["Run", Task, int], Awaitable[Task]]
 
 
-Branch = Callable[["Run", Task], Awaitable[Task]]
+# a coroutine (an ``async def`` method), which ``asyncio.create_task`` needs
+Branch = Callable[["Run", Task], Coroutine[Any, Any, Task]]
 
 
 def task_id(step: str, scope: Sequence[str] = (), iteration: int = 0) -> str:

@@ -49,7 +49,10 @@ _RACES = (
 
 def build_id(module: ModuleType) -> str:
     """The build id of a generated module (of the file defining its ``WORKFLOW``)."""
-    source = Path(sys.modules[module.WORKFLOW.__module__].__file__).read_bytes()
+    file = sys.modules[module.WORKFLOW.__module__].__file__
+    if file is None:  # Path(None) would raise TypeError too
+        raise TypeError(f"module {module.WORKFLOW.__module__} has no file")
+    source = Path(file).read_bytes()
     return build_id_of(source)
 
 
@@ -129,6 +132,7 @@ async def promote(client: Client, version: WorkerDeploymentVersion) -> None:
         if version.build_id not in created:
             await asyncio.sleep(REGISTER_POLL_SECONDS)
             continue
+        assert described is not None  # else `created` is empty
         current = current_build_id(described)
         if current == version.build_id or (
             current in created and created[current] > created[version.build_id]

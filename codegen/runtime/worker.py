@@ -92,6 +92,13 @@ def make_launcher(kind: str | Launcher = DEFAULT_LAUNCHER) -> Launcher:
     raise ValueError(f"unknown launcher {kind!r} (use subprocess, fork or default)")
 
 
+def _module_dir(module: ModuleType) -> Path:
+    """The directory of a generated module (always imported from a file)."""
+    if module.__file__ is None:  # Path(None) would raise TypeError too
+        raise TypeError(f"module {module.__name__} has no file")
+    return Path(module.__file__).parent
+
+
 def build_worker(
     client: Client,
     module: ModuleType,
@@ -120,7 +127,7 @@ def build_worker(
     """
     owner = resolve(module).owner
     activities = MetaflowActivities(
-        Path(module.__file__).parent,
+        _module_dir(module),
         launcher=make_launcher(launcher),
         # a @project user branch: every task sees the branch the worker resolved
         env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
@@ -226,7 +233,7 @@ async def describe_flow(module: ModuleType, workdir: Path | None = None) -> dict
     """The flow as Metaflow loads it where the module's tasks run (``flow_facts``)."""
     owner = resolve(module).owner
     activities = MetaflowActivities(
-        Path(module.__file__).parent,
+        _module_dir(module),
         env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
         workdir=workdir,
     )
@@ -240,7 +247,7 @@ async def warm_up(
     module's tasks now, e.g. while a dev server starts (``mf-temporal-codegen run``)."""
     owner = resolve(module).owner
     activities = MetaflowActivities(
-        Path(module.__file__).parent,
+        _module_dir(module),
         launcher=launcher,
         env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
         workdir=workdir,
@@ -475,6 +482,8 @@ def _stop_on_signals() -> tuple[asyncio.Event, Callable[[], None]]:
     the current task (start-up ends). Call the returned function when serving."""
     stop = asyncio.Event()
     task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("_stop_on_signals() must be called from a task")
     serving = False
 
     def on_signal() -> None:

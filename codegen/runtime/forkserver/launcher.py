@@ -110,9 +110,9 @@ class ForkServerLauncher(Launcher):
             return await self._fallback.spawn(argv, env, cwd)
         context = self._context(env, cwd, argv[0])
         for _ in range(2):
-            server = self._find(context) or await asyncio.to_thread(
-                self._find_or_start, context
-            )
+            server = self._find(context)
+            if server is None:
+                server = await asyncio.to_thread(self._find_or_start, context)
             if server.shadowed(Path(cwd, argv[0]), context.env):
                 return await self._fallback.spawn(argv, env, cwd)
             try:
@@ -217,9 +217,11 @@ class _Server:
         self.startup_env = _startup_env(context.env)
 
     def _handshake(self) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_SECONDS)
-        line = self.proc.stdout.readline() if ready else b""
-        self.proc.stdout.close()
+        stdout = self.proc.stdout
+        assert stdout is not None  # started with stdout=PIPE
+        ready, _, _ = select.select([stdout], [], [], START_TIMEOUT_SECONDS)
+        line = stdout.readline() if ready else b""
+        stdout.close()
         try:
             return json.loads(line)
         except ValueError:
@@ -284,7 +286,8 @@ class _Server:
             except OSError as exc:
                 raise _ServerGone from exc
             finally:
-                os.close(out_w), os.close(err_w)
+                os.close(out_w)
+                os.close(err_w)
             sock.setblocking(False)
             reader, writer = await asyncio.open_unix_connection(sock=sock)
             reply = await _first_reply(reader)
@@ -309,6 +312,7 @@ class _Server:
 
     def stop(self) -> None:
         """Close the server's stdin (it exits and removes its dir); kill it if stuck."""
+        assert self.proc.stdin is not None  # started with stdin=PIPE
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=5)

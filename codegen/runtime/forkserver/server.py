@@ -44,7 +44,7 @@ import threading  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
 
-from mf_temporal_codegen.runtime.lifetime import die_with_parent  # noqa: E402
+from ..lifetime import die_with_parent  # noqa: E402
 
 # What a `step` or `init` command imports beyond `import metaflow`, minus the modules
 # whose import depends on the flow class (`metaflow.cli` and the commands it loads
@@ -79,7 +79,8 @@ class Probe:
         self._saved = environ_cls, os.getcwd, os.getcwdb
         self._main = dict(vars(sys.modules["__main__"]))
 
-        class Recording(environ_cls):
+        # os.environ's class at run time (os._Environ): a dynamic base mypy cannot take
+        class Recording(environ_cls):  # type: ignore[valid-type, misc]
             def __getitem__(self, key):
                 value = None
                 try:
@@ -151,17 +152,19 @@ def flow_imports(flow_file: str) -> list[str]:
     roots = {*sysconfig.get_paths().values(), *site.getsitepackages()}
     if site.ENABLE_USER_SITE:
         roots.add(site.getusersitepackages())
-    roots = tuple(os.path.join(os.path.realpath(p), "") for p in roots)
+    prefixes = tuple(os.path.join(os.path.realpath(p), "") for p in roots)
 
-    def installed(name):
+    def installed(name: str) -> bool:
         try:
             spec = importlib.util.find_spec(name.partition(".")[0])
         except (ImportError, ValueError):
             return False
-        origin = spec and (spec.origin or "")
+        if spec is None:
+            return False
+        origin = spec.origin or ""
         if origin in ("built-in", "frozen"):
             return True
-        return bool(origin) and os.path.realpath(origin).startswith(roots)
+        return bool(origin) and os.path.realpath(origin).startswith(prefixes)
 
     return [
         n for n in dict.fromkeys(names) if not n.startswith("metaflow") and installed(n)
@@ -387,7 +390,8 @@ class Server:
         os.setsid()
         self.selector.close()
         self.listener.close()
-        os.close(self.wake_r), os.close(self.wake_w)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
         for other in self.children.values():
             other.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -444,7 +448,8 @@ class Guard:
     def install(self) -> None:
         guard, environ_cls = self, self.real[0]
 
-        class Watched(environ_cls):
+        # os.environ's class at run time (os._Environ): a dynamic base mypy cannot take
+        class Watched(environ_cls):  # type: ignore[valid-type, misc]
             def __setitem__(self, key, value):
                 guard.changing(key, value)
                 super().__setitem__(key, value)
@@ -479,6 +484,9 @@ class Guard:
             (sys.stderr, sys.__stderr__, output[2]),
         ):
             if data:
+                # the server starts with both, and a TextIOWrapper's errors is a str
+                if original is None or original.errors is None:
+                    raise RuntimeError(f"no original stream to decode {stream} output")
                 stream.write(data.decode(original.encoding, original.errors))
 
     def changing(self, key: str, value: str | None) -> None:
@@ -539,6 +547,7 @@ def run_main(argv: list[str], guard: Guard) -> None:
         code = exit_code(exc)
     except BaseException as exc:
         # Like the interpreter: traceback without this frame, then exit 1 (or SIGINT).
+        assert exc.__traceback__ is not None  # a caught one has (this frame at least)
         exc.__traceback__ = exc.__traceback__.tb_next
         sys.excepthook(type(exc), exc, exc.__traceback__)
         code = 1
@@ -564,7 +573,8 @@ def exit_code(exc: SystemExit) -> int:
 def finish(code: int, by_signal: int | None = None) -> None:
     """Interpreter shutdown as far as user code can see it, then ``os._exit``."""
     try:
-        threading._shutdown()  # join non-daemon threads, like Py_FinalizeEx
+        # join non-daemon threads, like Py_FinalizeEx (private: not in typeshed)
+        threading._shutdown()  # type: ignore[attr-defined]
     except BaseException:
         traceback.print_exc()
     atexit._run_exitfuncs()
