@@ -424,15 +424,12 @@ class MetaflowActivities:
                 if leases is not None:
                     await asyncio.shield(asyncio.to_thread(task.record_killed, logs))
                 raise
-            if task.step != "_parameters":
-                await asyncio.to_thread(task.save_logs, logs)
             if leases is not None:
-                await asyncio.to_thread(leases.write, task.attempt, ENDED, code)
+                completed = await asyncio.to_thread(task.record_ended, logs, code)
             seconds = time.monotonic() - began
-            if code == 0 and leases is not None:
-                if not await asyncio.to_thread(task.is_done, task.attempt):
-                    self._emit(task, "failed", seconds=seconds, exit_code=code)
-                    raise _not_recorded(task)
+            if code == 0 and leases is not None and not completed:
+                self._emit(task, "failed", seconds=seconds, exit_code=code)
+                raise _not_recorded(task)
             if code == 0:
                 self._emit(task, "finished", seconds=seconds)
                 return
@@ -548,6 +545,14 @@ class _Task:
             self.run_id, "_parameters", PARAMETERS_TASK_ID
         )
         return {c.name: [ds[c.attr], c.plain] for c in self.flow.configs}
+
+    def record_ended(self, logs: Mapping[str, Path], exit_code: int) -> bool:
+        """Save the logs of an attempt whose process ended and close its lease (in
+        one thread hop); whether it exited 0 with Metaflow's done marker."""
+        if self.step != "_parameters":
+            self.save_logs(logs)
+        self.leases().write(self.attempt, ENDED, exit_code)
+        return exit_code == 0 and self.is_done(self.attempt)
 
     def record_killed(self, logs: Mapping[str, Path]) -> None:
         """Save the logs of an attempt that was killed, close its lease, and mark it
