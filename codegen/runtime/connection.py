@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -21,6 +22,20 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 from temporalio.service import RPCError, RPCStatusCode
+
+# The server when none is given: Temporal's own environment variables (as its CLI and
+# SDKs read them), else the local default.
+ADDRESS_ENV, NAMESPACE_ENV = "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"
+DEFAULT_ADDRESS, DEFAULT_NAMESPACE = "localhost:7233", "default"
+
+
+def default_address() -> str:
+    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+
+
+def default_namespace() -> str:
+    return os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+
 
 # Connecting, starting a run or syncing the schedule while the server is unreachable
 # is retried this long, then an error; waiting for a run's result, forever.

@@ -38,10 +38,16 @@ from temporalio.worker import Worker
 
 from .activities import FlowLoadError, MetaflowActivities
 from .connection import (
+    ADDRESS_ENV,
+    DEFAULT_ADDRESS,
+    DEFAULT_NAMESPACE,
+    NAMESPACE_ENV,
     START_PATIENCE,
     ConnectError,
     ServerWatch,
     connect,
+    default_address,
+    default_namespace,
     through_outages,
     watch_server,
 )
@@ -425,9 +431,15 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     )
     for sub in (worker, trigger, versions):
         sub.add_argument(
-            "--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+            "--address",
+            default=default_address(),
+            help=f"default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}",
         )
-        sub.add_argument("--namespace", default="default")
+        sub.add_argument(
+            "--namespace",
+            default=default_namespace(),
+            help=f"default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE}",
+        )
         sub.add_argument(
             "--task-queue", default=None, help="default: the flow's (see @project)"
         )

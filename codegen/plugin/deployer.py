@@ -1,0 +1,58 @@
+"""``Deployer(flow_file).temporal(...)``: Metaflow's Deployer API on Temporal.
+
+Metaflow imports this module while it initializes its plugins: it imports nothing
+else of Metaflow's at the top."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from metaflow.runner.deployer_impl import DeployerImpl
+
+if TYPE_CHECKING:
+    from .objects import TemporalDeployedFlow
+
+
+class TemporalDeployer(DeployerImpl):
+    """Deployer implementation for Temporal."""
+
+    TYPE: ClassVar[str | None] = "temporal"
+
+    def __init__(self, deployer_kwargs: dict[str, Any], **kwargs: Any) -> None:
+        self._deployer_kwargs = deployer_kwargs
+        super().__init__(**kwargs)
+
+    @property
+    def deployer_kwargs(self) -> dict[str, Any]:
+        return self._deployer_kwargs
+
+    @staticmethod
+    def deployed_flow_type() -> type[TemporalDeployedFlow]:
+        # (imported here: Metaflow loads this module while it initializes)
+        from .objects import TemporalDeployedFlow
+
+        return TemporalDeployedFlow
+
+    def create(self, **kwargs: Any) -> TemporalDeployedFlow:
+        """Deploy the flow on Temporal (``python flow.py temporal create``).
+
+        Parameters
+        ----------
+        output_dir : str, optional
+            Where the generated modules go (default: ``temporal_workflows/`` next to
+            the flow file).
+        task_queue : str, optional
+            The task queue (default: the deployment's, see ``@project``).
+        max_workers : int, default 16
+            Tasks of one foreach running at once.
+        workflow_timeout : int, optional
+            Fail a run that takes longer than this many seconds.
+        tags : list[str], optional
+            Tag every run.
+        worker : bool, default False
+            Start a worker in the background (stopped by ``delete``).
+        """
+        from .objects import TemporalDeployedFlow
+
+        return self._create(TemporalDeployedFlow, **kwargs)
+
