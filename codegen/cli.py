@@ -50,6 +50,14 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_WORKERS,
         help=f"tasks of one foreach running at once (default {DEFAULT_MAX_WORKERS})",
     )
+    p.add_argument(
+        "--workflow-timeout",
+        type=int,
+        default=None,
+        metavar="S",
+        help="Temporal's execution timeout of every run in seconds: a run still "
+        "going then fails and its running tasks are killed (default: none)",
+    )
     p.add_argument("--branch", help="@project branch")
     p.add_argument(
         "--production", action="store_true", help="@project production branch"
@@ -123,6 +131,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
         flags.append(f"--tag={tag}")
     if args.max_workers != DEFAULT_MAX_WORKERS:
         flags.append(f"--max-workers={args.max_workers}")
+    if args.workflow_timeout is not None:
+        flags.append(f"--workflow-timeout={args.workflow_timeout}")
     return Options(
         tuple(top),
         tuple(sorted(set(args.tag))),
@@ -130,6 +140,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         configs=tuple(sorted((name, Path(path)) for name, path in args.config)),
         config_values=tuple(sorted((name, value) for name, value in args.config_value)),
         paths=tuple(args.paths),
+        workflow_timeout=args.workflow_timeout,
         flags=tuple(flags),
     )
 
@@ -138,6 +149,8 @@ def check_generation_options(args: argparse.Namespace) -> str | None:
     """The error message for generation options no flow can use, else None."""
     if args.max_workers < 1:
         return "--max-workers must be at least 1"
+    if args.workflow_timeout is not None and args.workflow_timeout < 1:
+        return "--workflow-timeout must be at least 1 (seconds)"
     if args.environment in ("conda", "pypi"):
         return (
             f"--environment={args.environment} is not supported: workers cannot "
@@ -152,6 +165,8 @@ def _option_hint(args: argparse.Namespace) -> str:
         return (
             f"pass --max-workers N with N >= 1 (the default is {DEFAULT_MAX_WORKERS})"
         )
+    if args.workflow_timeout is not None and args.workflow_timeout < 1:
+        return "pass --workflow-timeout S with S >= 1, or leave it out for no limit"
     return "install the packages where the worker runs and leave out --environment (or use --environment=local)"
 
 

@@ -7,7 +7,7 @@ runtime reads it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # The runtime API generated modules are written against; the runtime refuses a
 # module that needs another one (``runtime.require_api``). Bump it whenever a change
@@ -37,6 +37,58 @@ TOO_MANY_ATTEMPTS = "MetaflowTooManyAttempts"
 TASK_QUEUE_PREFIX = "metaflow-"
 LOOP_WORKFLOW_SUFFIX = ".loop"
 COMPENSATE_WORKFLOW_SUFFIX = ".compensate"
+
+# Custom search attributes of every run and of its chunk, loop and compensation
+# child workflows (name -> Temporal's type). The starter (trigger, schedule) sets
+# them, the workflow adds the run id (known only once it runs) and hands them all to
+# its children. A namespace needs them registered once (the worker does it where it
+# may, see ``runtime.visibility``).
+SEARCH_ATTRIBUTE_FLOW = "MetaflowFlow"
+# Metaflow's project flow name ``<project>.<branch>.<Flow>``, or the flow name
+SEARCH_ATTRIBUTE_DEPLOYMENT = "MetaflowDeployment"
+# ``temporal-<first workflow run id>``
+SEARCH_ATTRIBUTE_RUN_ID = "MetaflowRunId"
+SEARCH_ATTRIBUTE_USER = "MetaflowUser"
+SEARCH_ATTRIBUTE_PROJECT = "MetaflowProject"
+SEARCH_ATTRIBUTE_BRANCH = "MetaflowBranch"
+SEARCH_ATTRIBUTE_TAGS = "MetaflowTags"
+SEARCH_ATTRIBUTES = {
+    SEARCH_ATTRIBUTE_FLOW: "Keyword",
+    SEARCH_ATTRIBUTE_DEPLOYMENT: "Keyword",
+    SEARCH_ATTRIBUTE_RUN_ID: "Keyword",
+    SEARCH_ATTRIBUTE_USER: "Keyword",
+    SEARCH_ATTRIBUTE_PROJECT: "Keyword",
+    SEARCH_ATTRIBUTE_BRANCH: "Keyword",
+    SEARCH_ATTRIBUTE_TAGS: "KeywordList",
+}
+# The query every generated workflow answers with its steps and tasks by state
+# (``temporal workflow query --type progress --workflow-id ID``).
+PROGRESS_QUERY = "progress"
+# Metaflow task metadata that points back at the Temporal workflow running the task
+# (as Argo's ``argo-workflow-name``): field -> the environment variable the step
+# activity hands it to the task in. The step decorator ``temporal_internal``
+# (``mf_temporal_codegen.task_metadata``, added to every step with ``--with``) and
+# compensation tasks record them.
+TASK_DECORATOR = "temporal_internal"
+TASK_METADATA_ENV = {
+    "temporal-workflow-id": "METAFLOW_TEMPORAL_WORKFLOW_ID",
+    "temporal-workflow-run-id": "METAFLOW_TEMPORAL_WORKFLOW_RUN_ID",
+    "temporal-workflow-type": "METAFLOW_TEMPORAL_WORKFLOW_TYPE",
+    "temporal-namespace": "METAFLOW_TEMPORAL_NAMESPACE",
+    "temporal-task-queue": "METAFLOW_TEMPORAL_TASK_QUEUE",
+    "temporal-activity-id": "METAFLOW_TEMPORAL_ACTIVITY_ID",
+    "temporal-workflow-url": "METAFLOW_TEMPORAL_WORKFLOW_URL",
+}
+
+
+def task_metadata(env: Mapping[str, str]) -> dict[str, str]:
+    """The Temporal fields of a task's metadata found in its environment ``env``."""
+    return {name: env[var] for name, var in TASK_METADATA_ENV.items() if env.get(var)}
+
+
+# The ``workflow.patched`` id of the search attributes a run sets on itself: runs
+# that started before it replay without them.
+VISIBILITY_PATCH = "mf-temporal-visibility-1"
 
 
 def task_queue(deployment: str) -> str:

@@ -33,6 +33,8 @@ class Options:
     config_values: tuple[tuple[str, str], ...] = ()
     # --path DIR: more directories for the flow's local imports (like PYTHONPATH)
     paths: tuple[Path, ...] = ()
+    # --workflow-timeout S: Temporal's execution timeout of every run (None: none)
+    workflow_timeout: int | None = None
     # the CLI flags that produced the options above (but --config), for the header
     flags: tuple[str, ...] = field(default=(), compare=False)
 

@@ -27,6 +27,7 @@ MODULE_NAMES = frozenset(
     {
         "FLOW", "GRAPH", "MAX_WORKERS", "PARAMS", "PROJECT", "REGENERATE",
         "RUNTIME_API", "SCHEDULE", "TASK_QUEUE", "WORKFLOW", "WORKFLOWS",
+        "WORKFLOW_TIMEOUT",
     }
 )  # fmt: skip
 LOCAL_NAMES = frozenset(

@@ -14,6 +14,7 @@ from . import model as m
 from .contract import (
     COMPENSATE_WORKFLOW_SUFFIX,
     LOOP_WORKFLOW_SUFFIX,
+    PROGRESS_QUERY,
     RUNTIME_API,
     graph_line,
     task_queue,
@@ -264,6 +265,8 @@ def render(plan: Plan, checked: Checked, target: Target) -> dict[str, str]:
         "tags": target.options.tags,
         "init_options": target.init_options,
         "max_workers": target.options.max_workers,
+        "workflow_timeout": target.options.workflow_timeout,
+        "progress_query": PROGRESS_QUERY,
         "chunk_class": lambda method: chunk_class(flow, method),
         "workflow_module": workflow_module,
         "worker_module": worker_module,

@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -95,6 +95,7 @@ async def run_embedded(
                     worker.ConnectError,
                     worker.StaleModule,
                     worker.FlowLoadError,
+                    worker.SearchAttributesMissing,
                 )
                 try:
                     with muted("temporalio.activity", logging.ERROR):
@@ -149,6 +150,7 @@ async def _serve_and_run(
             fail_fast=True,
             task_output=True,
             check=False,
+            ui_url=server.ui_url if server is not None else None,
         )
     )
     handle = await worker.start_workflow(client, module, params, task_queue=task_queue)
@@ -157,7 +159,9 @@ async def _serve_and_run(
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        say(f"✗ run failed: {worker.describe_failure(exc.cause or exc)}")
+        seconds = getattr(module, "WORKFLOW_TIMEOUT", None)
+        timeout = timedelta(seconds=seconds) if seconds else None
+        say(f"✗ run failed: {worker.describe_failure(exc.cause or exc, timeout)}")
         if progress.pathspec:
             say(f"pathspec: {progress.pathspec}")
         return 1

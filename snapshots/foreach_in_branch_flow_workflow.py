@@ -51,6 +51,9 @@ REGENERATE = "mf-temporal-codegen examples/foreach_in_branch.py -o out"
 TASK_QUEUE = "metaflow-ForeachInBranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start")
 FAN = rt.StepSpec("fan", foreach=True)
@@ -70,13 +73,28 @@ class ForeachInBranchFlowParams:
 class ForeachInBranchFlowWorkflow:
     """ForeachInBranchFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: ForeachInBranchFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""
@@ -129,9 +147,19 @@ class ForeachInBranchFlowWorkflow:
 class ForeachInBranchFlowForeachWorkChunk:
     """A slice of the foreach body foreach_work, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, ForeachInBranchFlowWorkflow().foreach_work)
+        return await rt.run_chunk(
+            chunk, ForeachInBranchFlowWorkflow().foreach_work, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 WORKFLOW = ForeachInBranchFlowWorkflow

@@ -53,6 +53,9 @@ REGENERATE = "mf-temporal-codegen examples/nested_foreach.py -o out"
 TASK_QUEUE = "metaflow-NestedForeachFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start", foreach=True)
 OUTER = rt.StepSpec("outer", foreach=True)
@@ -73,13 +76,28 @@ class NestedForeachFlowParams:
 class NestedForeachFlowWorkflow:
     """NestedForeachFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: NestedForeachFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""
@@ -150,27 +168,57 @@ class NestedForeachFlowWorkflow:
 class NestedForeachFlowForeachOuterChunk:
     """A slice of the foreach body foreach_outer, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_outer)
+        return await rt.run_chunk(
+            chunk, NestedForeachFlowWorkflow().foreach_outer, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 @workflow.defn(name="NestedForeachFlow.foreach_middle")
 class NestedForeachFlowForeachMiddleChunk:
     """A slice of the foreach body foreach_middle, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_middle)
+        return await rt.run_chunk(
+            chunk, NestedForeachFlowWorkflow().foreach_middle, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 @workflow.defn(name="NestedForeachFlow.foreach_inner")
 class NestedForeachFlowForeachInnerChunk:
     """A slice of the foreach body foreach_inner, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, NestedForeachFlowWorkflow().foreach_inner)
+        return await rt.run_chunk(
+            chunk, NestedForeachFlowWorkflow().foreach_inner, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 WORKFLOW = NestedForeachFlowWorkflow

@@ -59,6 +59,9 @@ REGENERATE = "mf-temporal-codegen examples/compensation.py -o out"
 TASK_QUEUE = "metaflow-OrderFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start")
 RESERVE = rt.StepSpec("reserve", foreach=True, compensation="release")
@@ -80,13 +83,28 @@ class OrderFlowParams:
 class OrderFlowWorkflow:
     """OrderFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: OrderFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom; if one fails (or the run is cancelled),
@@ -138,18 +156,36 @@ class OrderFlowWorkflow:
 class OrderFlowForeachChargeChunk:
     """A slice of the foreach body foreach_charge, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, OrderFlowWorkflow().foreach_charge)
+        return await rt.run_chunk(
+            chunk, OrderFlowWorkflow().foreach_charge, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 @workflow.defn(name="OrderFlow.compensate")
 class OrderFlowCompensate:
     """A long run of compensations, last registered first."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, unwind: rt.Unwind) -> list[str]:
-        return await rt.run_compensations(unwind)
+        return await rt.run_compensations(unwind, tracker=self.tracker)
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The compensations done so far."""
+        return self.tracker.progress()
 
 
 WORKFLOW = OrderFlowWorkflow

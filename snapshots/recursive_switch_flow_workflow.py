@@ -43,6 +43,9 @@ REGENERATE = "mf-temporal-codegen examples/recursive_switch.py -o out"
 TASK_QUEUE = "metaflow-RecursiveSwitchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start")
 LOOP = rt.StepSpec("loop", switch=True)
@@ -58,13 +61,28 @@ class RecursiveSwitchFlowParams:
 class RecursiveSwitchFlowWorkflow:
     """RecursiveSwitchFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: RecursiveSwitchFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""
@@ -82,9 +100,17 @@ class RecursiveSwitchFlowWorkflow:
 class RecursiveSwitchFlowLoop:
     """The rest of a looping switch, once the main history has grown long."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, loop: rt.Loop) -> rt.LoopResult:
-        return await rt.run_loop(loop)
+        return await rt.run_loop(loop, tracker=self.tracker)
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The loop's tasks by state (since it last continued as new)."""
+        return self.tracker.progress()
 
 
 WORKFLOW = RecursiveSwitchFlowWorkflow

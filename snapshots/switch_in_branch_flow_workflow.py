@@ -53,6 +53,9 @@ REGENERATE = "mf-temporal-codegen examples/switch_in_branch.py -o out"
 TASK_QUEUE = "metaflow-SwitchInBranchFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start")
 DECIDE = rt.StepSpec("decide", switch=True)
@@ -73,13 +76,28 @@ class SwitchInBranchFlowParams:
 class SwitchInBranchFlowWorkflow:
     """SwitchInBranchFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: SwitchInBranchFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""

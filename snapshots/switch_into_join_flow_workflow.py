@@ -49,6 +49,9 @@ REGENERATE = "mf-temporal-codegen examples/switch_into_join.py -o out"
 TASK_QUEUE = "metaflow-SwitchIntoJoinFlow"
 # Tasks of one foreach that run at once (Metaflow's --max-workers).
 MAX_WORKERS = 16
+# Temporal's execution timeout of every run, in seconds (--workflow-timeout); None:
+# runs have no time limit.
+WORKFLOW_TIMEOUT = None
 
 START = rt.StepSpec("start", foreach=True)
 CLASSIFY = rt.StepSpec("classify", switch=True)
@@ -67,13 +70,28 @@ class SwitchIntoJoinFlowParams:
 class SwitchIntoJoinFlowWorkflow:
     """SwitchIntoJoinFlow as a Temporal workflow."""
 
+    def __init__(self) -> None:
+        # what the run has done so far: the progress query, the UI's current details
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(
         self, params: SwitchIntoJoinFlowParams, options: rt.RunOptions | None = None
     ) -> rt.RunResult:
         return await rt.execute(
-            FLOW, params, self.graph, options=options, max_workers=MAX_WORKERS
+            FLOW,
+            params,
+            self.graph,
+            options=options,
+            max_workers=MAX_WORKERS,
+            tracker=self.tracker,
         )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """The run's steps and tasks by state (running, succeeded, failed, ...):
+        `temporal workflow query --type progress --workflow-id ID`."""
+        return self.tracker.progress()
 
     async def graph(self, run: rt.Run) -> None:
         """The flow's steps, top to bottom."""
@@ -119,9 +137,19 @@ class SwitchIntoJoinFlowWorkflow:
 class SwitchIntoJoinFlowForeachClassifyChunk:
     """A slice of the foreach body foreach_classify, for wide foreaches."""
 
+    def __init__(self) -> None:
+        self.tracker = rt.Tracker()
+
     @workflow.run
     async def run(self, chunk: rt.Chunk) -> rt.ChunkResult:
-        return await rt.run_chunk(chunk, SwitchIntoJoinFlowWorkflow().foreach_classify)
+        return await rt.run_chunk(
+            chunk, SwitchIntoJoinFlowWorkflow().foreach_classify, tracker=self.tracker
+        )
+
+    @workflow.query(name="progress")
+    def progress(self) -> rt.Progress:
+        """This slice's tasks by state."""
+        return self.tracker.progress()
 
 
 WORKFLOW = SwitchIntoJoinFlowWorkflow

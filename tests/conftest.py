@@ -1,4 +1,6 @@
-"""Shared fixtures: a real Temporal dev server and an isolated Metaflow datastore.
+"""Shared fixtures: a real Temporal dev server (with the Metaflow search attributes,
+``temporal server start-dev --search-attribute MetaflowFlow=Keyword ...``, see
+``runtime.devserver``) and an isolated Metaflow datastore.
 
 pytest-asyncio is not a dependency, so the dev server lives on its own event loop in
 a background thread. Coroutines that use ``client`` must run on that loop::

@@ -93,7 +93,10 @@ class TemporalServer:
     def start(self, timeout: float = 60) -> None:
         import time
 
-        from mf_temporal_codegen.runtime.devserver import temporal_cli
+        from mf_temporal_codegen.runtime.devserver import (
+            search_attribute_args,
+            temporal_cli,
+        )
 
         self.proc = subprocess.Popen(
             [
@@ -109,6 +112,7 @@ class TemporalServer:
                 str(self.port),
                 "--db-filename",
                 str(self.db),
+                *search_attribute_args(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -161,11 +161,13 @@ def test_failing_step_is_recorded_and_raises(mf_env):
         h.step("boom", "t-boom", [start.path], first_attempt=2)
     err = failed.value
     assert f"TroubleFlow/{h.run_id}/boom/t-boom (attempt 2)" in err.message
-    assert "ValueError: boom goes the step" in err.message
+    # the user's exception line first (from Metaflow's record of the attempt)
+    assert err.message.startswith("ValueError: boom goes the step\n")
     assert err.details[0] == {
         "pathspec": f"TroubleFlow/{h.run_id}/boom/t-boom",
         "attempt": 2,
         "exit_code": 1,
+        "exception": "ValueError: boom goes the step",
     }
     task = Task(f"{h.pathspec}/boom/t-boom")
     assert not task.successful and task.current_attempt == 2

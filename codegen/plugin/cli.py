@@ -11,8 +11,11 @@ included).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +34,7 @@ from ..runtime.connection import (
     default_address,
     default_namespace,
 )
+from ..runtime import visibility
 from . import deploy, managed, records, runs
 from .records import Record
 
@@ -39,6 +43,33 @@ T = TypeVar("T")
 
 class TemporalCommandError(click.ClickException):
     """A command that cannot do what it was asked; Metaflow prints the message."""
+
+
+def _exits(command: Callable[..., None]) -> Callable[..., None]:
+    """End the process when ``command`` is done, as Metaflow would (its sidecars
+    stopped, the exit code of the outcome), without interpreter teardown: the
+    Temporal client's threads can abort a finalizing interpreter
+    (temporalio/sdk-python#300), which would turn a done command into a crash."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        code = 0
+        try:
+            command(*args, **kwargs)
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        obj = click.get_current_context().obj
+        for sidecar in ("monitor", "event_logger"):
+            if getattr(obj, sidecar, None) is not None:
+                getattr(obj, sidecar).terminate()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    return run
 
 
 @click.group()
@@ -101,6 +132,7 @@ def temporal(obj: Any, address: str | None = None, namespace: str | None = None)
 )
 @click.option("--deployer-attribute-file", default=None, hidden=True)
 @click.pass_context
+@_exits
 def create(
     ctx: Any,
     output_dir: str | None,
@@ -113,7 +145,9 @@ def create(
 ):
     obj = ctx.obj
     flow_file = deploy.flow_file()
-    outdir = Path(output_dir) if output_dir else flow_file.parent / deploy.DEFAULT_OUTPUT_DIR
+    outdir = (
+        Path(output_dir) if output_dir else flow_file.parent / deploy.DEFAULT_OUTPUT_DIR
+    )
     argv = deploy.generator_argv(
         ctx,
         flow_file,
@@ -136,7 +170,10 @@ def create(
     queue = task_queue or deployment.task_queue
 
     async def register(client):
-        schedule = await deploy.sync_schedule(client, module, obj.flow, deployment, queue)
+        await visibility.ensure_search_attributes(client, obj.temporal_namespace)
+        schedule = await deploy.sync_schedule(
+            client, module, obj.flow, deployment, queue
+        )
         started = None
         if worker:
             started = managed.start(
@@ -186,7 +223,7 @@ def create(
         obj.echo(
             "Runs wait for a worker: "
             f"`python -m {deploy.worker_module(outdir, module)} worker` "
-            f"(from {outdir.parent}), or `temporal create --worker`."
+            f"(from {outdir.resolve().parent}), or `temporal create --worker`."
         )
 
 
@@ -197,6 +234,7 @@ def create(
 )
 @click.option("--deployer-attribute-file", default=None, hidden=True)
 @click.pass_obj
+@_exits
 def trigger(
     obj: Any,
     run_id_file: str | None = None,
@@ -235,6 +273,7 @@ def trigger(
 @temporal.command(help="Print the status of a run.")
 @click.argument("run_id")
 @click.pass_obj
+@_exits
 def status(obj: Any, run_id: str):
     async def find(client):
         record = await _record(client, obj)
@@ -259,6 +298,7 @@ def status(obj: Any, run_id: str):
     help="only runs that failed, were cancelled, terminated or timed out",
 )
 @click.pass_obj
+@_exits
 def list_runs(obj: Any, state: str | None = None):
     async def listed(client):
         return await runs.listed(client, await _record(client, obj), state)
@@ -280,6 +320,7 @@ def list_runs(obj: Any, state: str | None = None):
     "--force", is_flag=True, default=False, help="terminate: run no compensation"
 )
 @click.pass_obj
+@_exits
 def terminate(obj: Any, run_id: str, force: bool = False):
     async def stop(client):
         record = await _record(client, obj)
@@ -298,12 +339,14 @@ def terminate(obj: Any, run_id: str, force: bool = False):
 
 @temporal.command(help="Pause the deployment's schedule.")
 @click.pass_obj
+@_exits
 def suspend(obj: Any):
     _pause(obj, True)
 
 
 @temporal.command(help="Resume the deployment's schedule.")
 @click.pass_obj
+@_exits
 def unsuspend(obj: Any):
     _pause(obj, False)
 
@@ -327,6 +370,7 @@ def _pause(obj: Any, paused: bool) -> None:
 )
 @click.option("--deployer-attribute-file", default=None, hidden=True)
 @click.pass_obj
+@_exits
 def delete(obj: Any, deployer_attribute_file: str | None = None):
     async def remove(client):
         record = await records.load(client, obj.deployment_name)
@@ -342,7 +386,11 @@ def delete(obj: Any, deployer_attribute_file: str | None = None):
     obj.echo(f"Deployment *{obj.deployment_name}* deleted.", bold=True)
     if stopped is not None:
         obj.echo(f"Stopped its worker (pid {stopped.pid}).")
-    elif record is not None and record.worker and record.worker.host != socket.gethostname():
+    elif (
+        record is not None
+        and record.worker
+        and record.worker.host != socket.gethostname()
+    ):
         obj.echo(
             f"Its worker runs on {record.worker.host} (pid {record.worker.pid}): "
             "stop it there."
@@ -371,7 +419,13 @@ def _run(obj: Any, work: Callable[[Any], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except (records.RecordError, runs.RunNotFound, managed.WorkerStartError) as exc:
+    except (
+        records.RecordError,
+        runs.RunNotFound,
+        runs.ParameterNotTaken,
+        managed.WorkerStartError,
+        visibility.SearchAttributesMissing,
+    ) as exc:
         raise TemporalCommandError(str(exc)) from None
 
 

@@ -5,10 +5,12 @@ the deployment's names, its schedule and record."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import socket
 import sys
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +125,9 @@ def resolved(module: ModuleType) -> Deployment:
 
 
 def resolved_for(record: Record) -> Deployment:
-    return Deployment(record.name, record.task_queue, record.branch)
+    return Deployment(
+        record.name, record.task_queue, record.branch, project=record.project
+    )
 
 
 def worker_module(outdir: Path, module: ModuleType) -> str:
@@ -202,7 +206,7 @@ def record(
         build_id=versioning.build_id(module),
         flow_file=str(flow),
         takes_options="options" in run.__code__.co_varnames[: run.__code__.co_argcount],
-        params=tuple(param_infos(obj.flow)),
+        params=tuple(param_infos(obj.flow, workflow_fields(module))),
         project=getattr(current, "project_name", None),
         branch=deployment.branch,
         owner=user(),
@@ -222,8 +226,16 @@ def workflow_type(cls: type) -> str:
     return name
 
 
-def param_infos(flow: Any) -> list[ParamInfo]:
-    """The flow's Parameters as the Deployer's stand-in flow needs them."""
+def workflow_fields(module: ModuleType) -> frozenset[str]:
+    """The fields of the generated workflow's input (its ``PARAMS`` dataclass)."""
+    return frozenset(f.name for f in dataclasses.fields(module.PARAMS))
+
+
+def param_infos(
+    flow: Any, in_workflow: Collection[str] | None = None
+) -> list[ParamInfo]:
+    """The flow's Parameters as the Deployer's stand-in flow needs them (and whether
+    the workflow's input, whose fields are ``in_workflow``, takes each)."""
     from metaflow.includefile import FilePathClass
 
     infos = []
@@ -242,6 +254,8 @@ def param_infos(flow: Any) -> list[ParamInfo]:
                 type=name,
                 description=param.kwargs.get("help") or "",
                 is_required=bool(param.kwargs.get("required", False)),
+                in_workflow=in_workflow is None
+                or param.name.replace("-", "_") in in_workflow,
             )
         )
     return infos
@@ -266,4 +280,3 @@ def user() -> str:
     from metaflow.util import get_username
 
     return get_username() or "unknown"
-

@@ -5,7 +5,7 @@ else of Metaflow's at the top."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from metaflow.runner.deployer_impl import DeployerImpl
 
@@ -54,5 +54,18 @@ class TemporalDeployer(DeployerImpl):
         """
         from .objects import TemporalDeployedFlow
 
-        return self._create(TemporalDeployedFlow, **kwargs)
+        return cast(TemporalDeployedFlow, self._create(TemporalDeployedFlow, **kwargs))
 
+    def from_deployment(
+        self, identifier: str, metadata: str | None = None
+    ) -> TemporalDeployedFlow:
+        """The deployment named ``identifier`` (``DeployedFlow.name``: the project
+        flow name ``<project>.<branch>.<Flow>``, or the flow name) on this deployer's
+        server, as ``DeployedFlow.from_deployment(identifier, impl="temporal")``
+        finds it; the orchestrator kit calls it on the deployer."""
+        from .objects import TemporalDeployedFlow, _server
+
+        address, namespace = _server(self)
+        return TemporalDeployedFlow.from_deployment(
+            identifier, metadata, address=address, namespace=namespace
+        )

@@ -46,9 +46,7 @@ def _server(deployer: Any) -> tuple[str, str]:
     kwargs = getattr(deployer, "deployer_kwargs", {}) or {}
     env = getattr(deployer, "env_vars", None) or os.environ
     address = kwargs.get("address") or env.get(ADDRESS_ENV) or default_address()
-    namespace = (
-        kwargs.get("namespace") or env.get(NAMESPACE_ENV) or default_namespace()
-    )
+    namespace = kwargs.get("namespace") or env.get(NAMESPACE_ENV) or default_namespace()
     return address, namespace
 
 
@@ -127,7 +125,9 @@ class TemporalTriggeredRun(TriggeredRun):
         start = time.time()
         while self.is_running:
             if timeout is not None and time.time() - start > timeout:
-                raise TimeoutError("Workflow did not complete within specified timeout.")
+                raise TimeoutError(
+                    "Workflow did not complete within specified timeout."
+                )
             time.sleep(check_interval)
 
     def terminate(self, **kwargs: Any) -> bool:
@@ -145,29 +145,33 @@ class TemporalDeployedFlow(DeployedFlow):
 
     def trigger(self, **kwargs: Any) -> TemporalTriggeredRun:
         """Start a run; ``kwargs`` are the flow's parameters."""
+        deployer: Any = self.deployer
+        attribute_file_path: str
+        attribute_file_fd: int
         with temporary_fifo() as (attribute_file_path, attribute_file_fd):
-            args = get_lower_level_group(
-                self.deployer.api,
-                self.deployer.top_level_kwargs,
-                self.deployer.TYPE,
-                self.deployer.deployer_kwargs,
-            ).trigger(deployer_attribute_file=attribute_file_path, **kwargs)
-            pid = self.deployer.spm.run_command(
-                [sys.executable, *args],
-                env=self.deployer.env_vars,
-                cwd=self.deployer.cwd,
-                show_output=self.deployer.show_output,
+            group: Any = get_lower_level_group(
+                deployer.api,
+                deployer.top_level_kwargs,
+                deployer.TYPE,
+                deployer.deployer_kwargs,
             )
-            command_obj = self.deployer.spm.get(pid)
+            args = group.trigger(deployer_attribute_file=attribute_file_path, **kwargs)
+            pid = deployer.spm.run_command(
+                [sys.executable, *args],
+                env=deployer.env_vars,
+                cwd=deployer.cwd,
+                show_output=deployer.show_output,
+            )
+            command_obj = deployer.spm.get(pid)
             content = handle_timeout(
-                attribute_file_fd, command_obj, self.deployer.file_read_timeout
+                attribute_file_fd, command_obj, deployer.file_read_timeout
             )
             command_obj.sync_wait()
             if command_obj.process.returncode == 0:
-                return TemporalTriggeredRun(deployer=self.deployer, content=content)
+                return TemporalTriggeredRun(deployer=deployer, content=content)
         raise Exception(
-            f"Error triggering {self.deployer.flow_file} on {self.deployer.TYPE} for "
-            f"{self.deployer.flow_file}"
+            f"Error triggering {deployer.flow_file} on {deployer.TYPE} for "
+            f"{deployer.flow_file}"
         )
 
     def delete(self, **kwargs: Any) -> bool:
@@ -206,22 +210,33 @@ class TemporalDeployedFlow(DeployedFlow):
 
     @classmethod
     def from_deployment(
-        cls, identifier: str, metadata: str | None = None
+        cls,
+        identifier: str,
+        metadata: str | None = None,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
     ) -> TemporalDeployedFlow:
         """The deployment named ``identifier`` (Metaflow's project flow name, or the
-        flow name) on the server in ``$TEMPORAL_ADDRESS``/``$TEMPORAL_NAMESPACE``."""
+        flow name) on the server ``address``/``namespace``, by default the one in
+        ``$TEMPORAL_ADDRESS``/``$TEMPORAL_NAMESPACE``."""
+        address = address or default_address()
         record = _on_server(
-            default_address(),
-            default_namespace(),
+            address,
+            namespace or default_namespace(),
             lambda client: records.load(client, identifier),
         )
         if record is None:
             raise MetaflowException(f"No deployed flow found for: {identifier}")
-        return cls._from_record(record, metadata)
+        return cls._from_record(record, metadata, address=address)
 
     @classmethod
     def _from_record(
-        cls, record: records.Record, metadata: str | None = None
+        cls,
+        record: records.Record,
+        metadata: str | None = None,
+        *,
+        address: str | None = None,
     ) -> TemporalDeployedFlow:
         fake = tempfile.NamedTemporaryFile(
             "w", suffix=".py", prefix=f"{record.flow_name}_", delete=False
@@ -247,8 +262,9 @@ class TemporalDeployedFlow(DeployedFlow):
                 project_kwargs["branch"] = branch[len("test.") :]
             elif branch.startswith("user."):
                 env["METAFLOW_USER"] = branch[len("user.") :]
-        deployer = Deployer(fake.name, env=env, **project_kwargs).temporal(
-            address=default_address(), namespace=record.namespace
+        # (Deployer gets ``temporal`` from the plugin when Metaflow loads it)
+        deployer = getattr(Deployer(fake.name, env=env, **project_kwargs), "temporal")(
+            address=address or default_address(), namespace=record.namespace
         )
         deployer.name = record.name
         deployer.flow_name = record.flow_name

@@ -39,6 +39,10 @@ class ParamInfo:
     type: str
     description: str = ""
     is_required: bool = False
+    # whether the generated workflow's input takes it: a Parameter a FlowMutator adds
+    # is not in the generated module (it reads the flow statically), and its runs
+    # always get its default
+    in_workflow: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,9 +162,7 @@ async def load(client: Client, name: str) -> Record | None:
 
 async def listed(client: Client, flow_name: str | None = None) -> list[Record]:
     """Every deployed flow's record (of one flow class with ``flow_name``), by name."""
-    query = (
-        f"WorkflowType = '{RECORD_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-    )
+    query = f"WorkflowType = '{RECORD_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
     found: list[Record] = []
     async for execution in client.list_workflows(query):
         memo = await execution.memo()

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -17,8 +17,10 @@ from temporalio.client import (
     WorkflowExecutionStatus as Status,
     WorkflowHandle,
 )
+from temporalio.api.failure.v1 import Failure
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..runtime import visibility
 from ..runtime.deployment import Deployment
 from .records import Record
 
@@ -42,9 +44,7 @@ FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED, TERMINATED, TIMED_OUT})
 STATE_QUERIES = {
     "running": "ExecutionStatus = 'Running'",
     "succeeded": "ExecutionStatus = 'Completed'",
-    "failed": (
-        "ExecutionStatus IN ('Failed', 'Canceled', 'Terminated', 'TimedOut')"
-    ),
+    "failed": ("ExecutionStatus IN ('Failed', 'Canceled', 'Terminated', 'TimedOut')"),
 }
 # a run just started may take this long to show in visibility queries
 VISIBILITY_PATIENCE = 10.0
@@ -79,10 +79,26 @@ def execution_run_id(run_id: str) -> str:
     return run_id[len(RUN_ID_PREFIX) :]
 
 
+class ParameterNotTaken(ValueError):
+    """A value for a Parameter the generated workflow does not take."""
+
+
 def parameters_arg(record: Record, values: Mapping[str, Any]) -> dict[str, Any]:
     """The workflow's input from Metaflow parameter values by parameter name (those
-    not given keep the generated defaults)."""
-    fields = {p.name: p.field for p in record.params}
+    not given keep the generated defaults). A value for a Parameter the workflow's
+    input lacks (one a FlowMutator adds) is refused: the run would silently get the
+    default instead."""
+    fields = {p.name: p.field for p in record.params if p.in_workflow}
+    missing = sorted(
+        p.name for p in record.params if not p.in_workflow and p.name in values
+    )
+    if missing:
+        raise ParameterNotTaken(
+            f"{record.name} cannot set {', '.join(map(repr, missing))} per run: "
+            "Metaflow has the parameter (a FlowMutator adds it), the generated "
+            f"workflow ({record.module}) does not take it, so every run gets its "
+            "default"
+        )
     return {fields[name]: value for name, value in values.items() if name in fields}
 
 
@@ -97,11 +113,20 @@ async def start(
     args: list[Any] = [params]
     if record.takes_options:
         args.append(options)
+    timeout = record.workflow_timeout
     return await client.start_workflow(
         record.workflow_type,
         args=args,
         id=deployment.new_workflow_id(),
         task_queue=record.task_queue,
+        **visibility.run_start_options(
+            record.flow_name,
+            params,
+            deployment,
+            record.task_queue,
+            tags=record.tags,
+            execution_timeout=timedelta(seconds=timeout) if timeout else None,
+        ),
     )
 
 
@@ -164,7 +189,8 @@ async def listed(
 ) -> list[RunRef]:
     """The deployment's runs, newest first (``state``: a :data:`STATE_QUERIES` key)."""
     query = (
-        f"WorkflowType = '{record.workflow_type}' AND TaskQueue = '{record.task_queue}'"
+        f"WorkflowType = '{record.workflow_type}' AND "
+        f"{visibility.DEPLOYMENT.name} = '{record.name}'"
     )
     if state:
         query += " AND " + STATE_QUERIES[state]
@@ -189,7 +215,9 @@ async def failure(client: Client, ref: RunRef) -> str | None:
     handle = client.get_workflow_handle(ref.workflow_id, run_id=ref.execution_run_id)
     async for event in handle.fetch_history_events():
         if event.HasField("workflow_execution_failed_event_attributes"):
-            cause = event.workflow_execution_failed_event_attributes.failure
+            cause: Failure | None = (
+                event.workflow_execution_failed_event_attributes.failure
+            )
             messages = []
             while cause is not None and cause.message:
                 messages.append(cause.message)

@@ -8,6 +8,7 @@ and are registered by the worker (``.worker``).
 from ..contract import RUNTIME_API
 from .deployment import Project, Schedule
 from .orchestration import execute, run_chunk, run_loop
+from .progress import ForeachProgress, Progress, StepProgress, TaskProgress, Tracker
 from .scope import Run
 from .specs import (
     Chunk,
@@ -65,9 +66,11 @@ __all__ = [
     "DefaultsRequest",
     "FactsRequest",
     "FlowRef",
+    "ForeachProgress",
     "InitRequest",
     "Loop",
     "LoopResult",
+    "Progress",
     "Project",
     "Run",
     "RunInfo",
@@ -76,10 +79,13 @@ __all__ = [
     "Schedule",
     "StepFacts",
     "StepFailed",
+    "StepProgress",
     "StepRequest",
     "StepSpec",
     "Task",
+    "TaskProgress",
     "TaskResult",
+    "Tracker",
     "Undo",
     "Unwind",
     "execute",

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import quote
 
 from metaflow import metaflow_config_funcs
 from metaflow.datastore import FlowDataStore, TaskDataStore
@@ -42,7 +43,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ..compensate import STEP_PREFIX
-from ..contract import MAX_ATTEMPTS, TASK_FAILED, TASK_NOT_RECORDED, TOO_MANY_ATTEMPTS
+from ..contract import (
+    MAX_ATTEMPTS,
+    TASK_DECORATOR,
+    TASK_FAILED,
+    TASK_METADATA_ENV,
+    TASK_NOT_RECORDED,
+    TOO_MANY_ATTEMPTS,
+)
+from . import failures
 from .attempts import (
     ENDED,
     LEASE_POLL_SECONDS,
@@ -75,6 +84,11 @@ DEFAULT_OPTIONS = (
     ("monitor", "nullSidecarMonitor"),
 )
 STDERR_TAIL_LINES = 20
+# A failed task's stderr is searched for its last traceback in this many last lines.
+STDERR_SEARCH_LINES = 400
+# The UI URL of the Temporal server (tasks record their workflow's page), when the
+# worker is not told it otherwise.
+UI_URL_VARIABLE = "TEMPORAL_UI_URL"
 # Input paths up to this long go on the command line, as Metaflow's own runtime passes
 # them; longer ones (wide joins) through ``--input-paths-filename``.
 INPUT_PATHS_ARG_LIMIT = 4096
@@ -102,7 +116,9 @@ class MetaflowActivities:
     is the base environment of every task (default: this process's). ``on_event``
     receives ``{"event": "started"|"finished"|"failed", ...}`` dicts for live
     progress, and with ``task_output`` also ``{"event": "output", "stream", "line",
-    "pid", ...}`` for every line a task prints.
+    "pid", ...}`` for every line a task prints. ``ui_url`` (default:
+    ``$TEMPORAL_UI_URL``) is the Temporal UI's address: each task records its
+    workflow's page in its Metaflow metadata.
     """
 
     def __init__(
@@ -113,6 +129,7 @@ class MetaflowActivities:
         on_event: Callable[[dict], None] | None = None,
         workdir: Path | None = None,
         task_output: bool = False,
+        ui_url: str | None = None,
     ):
         self.base_dir = Path(base_dir)
         self.workdir = Path(
@@ -124,6 +141,7 @@ class MetaflowActivities:
         # (flow, run id) -> the local config file of its tasks, for the latest runs
         self._config_files: dict[tuple[str, str], str] = {}
         self.env = dict(os.environ if env is None else env)
+        self.ui_url = (ui_url or self.env.get(UI_URL_VARIABLE) or "").rstrip("/")
         self.on_event = on_event
         # Per-task files (logs, long input paths) live here under unique names: a
         # directory per task would cost a mkdir and an rmdir on the event loop.
@@ -155,8 +173,15 @@ class MetaflowActivities:
         outage) first settles the lost attempt, and reports it instead when it
         finished after all."""
         task = self._task(
-            req.flow, req.run_id, req.step, req.task_id, req.env, req.first_attempt
+            req.flow,
+            req.run_id,
+            req.step,
+            req.task_id,
+            {**req.env, **self._workflow_env()},
+            req.first_attempt,
         )
+        # records the workflow in the task's metadata (mf_temporal_codegen.task_metadata)
+        task.top.append(f"--with={TASK_DECORATOR}")
         if activity.info().attempt > 1:
             finished = await self._settle_lost(task, req.first_attempt)
             if finished:
@@ -222,7 +247,9 @@ class MetaflowActivities:
             # (Metaflow marks failed attempts done too)
             if await asyncio.to_thread(task.succeeded):
                 return True
-            raise task.failure(lease.exit_code or 1, "(its report was lost)")
+            raise await asyncio.to_thread(
+                task.failure, lease.exit_code or 1, None, note="(its report was lost)"
+            )
         if not await asyncio.to_thread(task.started):
             return False
         if lease.state != ENDED:
@@ -245,7 +272,11 @@ class MetaflowActivities:
         (always in a fresh interpreter); return its pathspec."""
         undo = req.undo
         task = self._task(
-            req.flow, req.run_id, STEP_PREFIX + undo.step, undo.task_id, {}
+            req.flow,
+            req.run_id,
+            STEP_PREFIX + undo.step,
+            undo.task_id,
+            self._workflow_env(),
         )
         argv = ["temporal-compensate", "--run-id", req.run_id, "--step", undo.step]
         argv += ["--task-id", undo.task_id, "--handler", undo.handler]
@@ -356,6 +387,26 @@ class MetaflowActivities:
         ]
         return options + ["--local-config-file", str(config_file)]
 
+    def _workflow_env(self) -> dict[str, str]:
+        """Environment variables that tell a task which workflow runs it: it records
+        them in its Metaflow metadata (``mf_temporal_codegen.task_metadata``)."""
+        info = activity.info()
+        namespace = info.workflow_namespace or info.namespace
+        values = {
+            "temporal-workflow-id": info.workflow_id,
+            "temporal-workflow-run-id": info.workflow_run_id,
+            "temporal-workflow-type": info.workflow_type,
+            "temporal-namespace": namespace,
+            "temporal-task-queue": info.task_queue,
+            "temporal-activity-id": info.activity_id,
+        }
+        if self.ui_url and info.workflow_id and info.workflow_run_id:
+            values["temporal-workflow-url"] = (
+                f"{self.ui_url}/namespaces/{quote(namespace, safe='')}/workflows/"
+                f"{quote(info.workflow_id, safe='')}/{info.workflow_run_id}/history"
+            )
+        return {TASK_METADATA_ENV[k]: v for k, v in values.items() if v}
+
     def _task(
         self,
         flow: FlowRef,
@@ -434,7 +485,9 @@ class MetaflowActivities:
                 self._emit(task, "finished", seconds=seconds)
                 return
             self._emit(task, "failed", seconds=seconds, exit_code=code)
-            raise task.failure(code, _tail(logs["stderr"]), not retried_by_temporal)
+            raise await asyncio.to_thread(
+                task.failure, code, logs["stderr"], not retried_by_temporal
+            )
 
     @contextmanager
     def _scratch_files(self, *suffixes: str) -> Iterator[list[Path]]:
@@ -577,20 +630,55 @@ class _Task:
         return Leases(self.store, self.run_id, self.step, self.task_id)
 
     def failure(
-        self, exit_code: int, stderr_tail: str, non_retryable: bool = True
+        self,
+        exit_code: int,
+        stderr_log: Path | None,
+        non_retryable: bool = True,
+        note: str = "",
     ) -> ApplicationError:
-        """This attempt's user-code failure; a step's is counted against @retry by
-        the workflow, which starts the next attempt (Temporal does not retry it)."""
-        return ApplicationError(
+        """This attempt's user-code failure (reads the datastore and the log: call it
+        in a thread); a step's is counted against @retry by the workflow, which
+        starts the next attempt (Temporal does not retry it). Its message reads
+        as the flow's author wants it (:mod:`.failures`): the exception line first,
+        then the task and attempt, then the traceback once."""
+        found = self.recorded_failure()
+        if found is None:
+            lines = _log_lines(stderr_log) if stderr_log is not None else []
+            found = failures.of_stderr(lines)
+        where = (
             f"Metaflow task {self.pathspec} (attempt {self.attempt}) failed "
-            f"with exit code {exit_code}\n" + stderr_tail,
+            f"with exit code {exit_code}" + (f" {note}" if note else "")
+        )
+        return ApplicationError(
+            "\n".join(part for part in (found.headline, where, found.body) if part),
             {
                 "pathspec": self.pathspec,
                 "attempt": self.attempt,
                 "exit_code": exit_code,
+                "exception": found.headline,
             },
             type=TASK_FAILED,
             non_retryable=non_retryable,
+        )
+
+    def recorded_failure(self) -> failures.Failure | None:
+        """The exception Metaflow recorded for this attempt (``_exception``), if any."""
+        try:
+            ds = self.store.get_task_datastore(
+                self.run_id, self.step, self.task_id, attempt=self.attempt
+            )
+            if "_exception" not in ds:
+                return None
+            wrapped = ds["_exception"]
+        except Exception:  # not stored, unreadable: stderr tells instead
+            return None
+        type_name = getattr(wrapped, "type", None)
+        if not type_name:
+            return None
+        return failures.of_exception(
+            type_name,
+            str(getattr(wrapped, "exception", "")),
+            getattr(wrapped, "stacktrace", None),
         )
 
     def metadata(self):
@@ -739,12 +827,12 @@ def _tag_args(*tag_groups: Sequence[str]) -> list[str]:
     return [arg for tag in tags for arg in ("--tag", tag)]
 
 
-def _tail(mflog_file: Path, lines: int = STDERR_TAIL_LINES) -> str:
+def _log_lines(mflog_file: Path, lines: int = STDERR_SEARCH_LINES) -> list[str]:
     """The last lines of an mflog file, undecorated."""
     if not mflog_file.exists():
-        return ""
+        return []
     raw = mflog_file.read_bytes().splitlines()[-lines:]
-    return "\n".join(
+    return [
         (parsed.msg if (parsed := parse(line)) else line).decode("utf-8", "replace")
         for line in raw
-    )
+    ]

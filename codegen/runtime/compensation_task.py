@@ -18,6 +18,7 @@ failed, so the Client API shows it with its logs, artifacts and exception.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -31,6 +32,7 @@ from metaflow.task import MetaflowTask
 from metaflow.util import get_username, resolve_identity
 
 from ..compensate import STEP_PREFIX, CompensationContext
+from ..contract import task_metadata
 from .flow_facts import run_flow_with_commands
 
 COMMAND = "temporal-compensate"
@@ -104,6 +106,11 @@ def _run(obj, run_id, step, task_id, handler, retry_count, fallback, tags) -> No
                 tags_of_attempt,
             ),
             MetaDatum("compensates", undone, "compensates", tags_of_attempt),
+            # the workflow running it (as the temporal_internal decorator records)
+            *(
+                MetaDatum(field, value, field, tags_of_attempt)
+                for field, value in task_metadata(os.environ).items()
+            ),
         ],
     )
     output = obj.flow_datastore.get_task_datastore(

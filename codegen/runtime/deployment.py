@@ -57,6 +57,8 @@ class Deployment:
     branch: str | None = None
     # for a user branch: the owner, given to every task as METAFLOW_OWNER
     owner: str | None = None
+    # the @project name, None without @project
+    project: str | None = None
 
     @property
     def schedule_id(self) -> str:
@@ -84,8 +86,9 @@ def resolve(
     if branch is None:
         owner = project_owner(env)
         branch = f"user.{owner}"
-    name = f"{project.name or project_name}.{branch}.{flow}"
-    return Deployment(name, module.TASK_QUEUE or task_queue(name), branch, owner)
+    named = project.name or project_name
+    name = f"{named}.{branch}.{flow}"
+    return Deployment(name, module.TASK_QUEUE or task_queue(name), branch, owner, named)
 
 
 def needs_metaflow(module: ModuleType) -> bool:
@@ -99,6 +102,14 @@ def project_owner(env: Mapping[str, str]) -> str:
     (``metaflow.util.get_username`` order), else the user tasks run as."""
     if env.get("METAFLOW_OWNER"):
         return env["METAFLOW_OWNER"]
+    return metaflow_user(env) or DEFAULT_OWNER
+
+
+def metaflow_user(env: Mapping[str, str] | None = None) -> str | None:
+    """The user as Metaflow names it (``metaflow.util.get_username``: METAFLOW_USER,
+    from the environment or Metaflow's config, then SUDO_USER, USERNAME, USER; never
+    root), None when there is none."""
+    env = os.environ if env is None else env
     from metaflow import metaflow_config_funcs
 
     configured = env.get("METAFLOW_USER") or next(
@@ -124,4 +135,4 @@ def project_owner(env: Mapping[str, str]) -> str:
     ):
         if user and user != "root":
             return user
-    return DEFAULT_OWNER
+    return None

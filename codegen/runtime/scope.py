@@ -15,10 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 from ..contract import (
     COMPENSATE_WORKFLOW_SUFFIX,
@@ -60,18 +66,22 @@ from .specs import (
     Unwind,
     task_id,
 )
+from . import progress, visibility
+from .progress import Tracker
 from .unwind import cause_of, compensate_one
 
 
 class _Shared:
     """What every scope of one workflow execution (one history) shares: task counts
-    per step, the outcome of every compensation that ran, and the history events
-    that the inline fan-outs still running will add."""
+    per step, the outcome of every compensation that ran, the history events that
+    the inline fan-outs still running will add, and the progress it reports (the
+    ``progress`` query, the UI's current details)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracker: Tracker | None = None) -> None:
         self.counts: dict[str, int] = {}
         self.undone: list[str] = []
         self.reserved_events = 0
+        self.tracker = Tracker() if tracker is None else tracker
 
     def count(self, step: str, n: int = 1) -> None:
         self.counts[step] = self.counts.get(step, 0) + n
@@ -100,11 +110,17 @@ class Run:
         scope: tuple[str, ...] = (),
         shared: _Shared | None = None,
         undo: Sequence[Undo] = (),
+        tracker: Tracker | None = None,
     ):
         self.info = info
         self.scope = scope
-        self.shared = _Shared() if shared is None else shared
+        self.shared = _Shared(tracker) if shared is None else shared
         self.undo: list[Undo] = list(undo)
+
+    @property
+    def tracker(self) -> Tracker:
+        """What this execution reports for the ``progress`` query and the UI."""
+        return self.shared.tracker
 
     @property
     def parameters(self) -> Task:
@@ -132,14 +148,23 @@ class Run:
             parameters=parameters,
             tags=self.info.tags,
         )
-        await workflow.execute_activity(
-            "metaflow_init",
-            request,
-            activity_id="_parameters/" + request.task_id,
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=3),
-        )
+        step, tid = "_parameters", request.task_id
+        self.tracker.task(step, tid, progress.RUNNING)
+        try:
+            await workflow.execute_activity(
+                "metaflow_init",
+                request,
+                activity_id="_parameters/" + request.task_id,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"init: the parameters of {self.info.flow.name}/"
+                f"{self.info.run_id} ({step}/{tid})",
+            )
+        except BaseException as err:
+            self.tracker.task(step, tid, _ended(err), error=_first_line(err))
+            raise
+        self.tracker.task(step, tid, progress.SUCCEEDED)
         return self.parameters
 
     async def step(
@@ -160,7 +185,9 @@ class Run:
         # One activity per user-code attempt; Temporal retries an activity only when
         # its attempt was lost (worker gone, shutdown, outage), within MAX_ATTEMPTS.
         attempt, lost, failures = 0, 0, 0
+        tracker = self.tracker
         while True:
+            tracker.task(spec.name, tid, progress.RUNNING, attempt)
             request = StepRequest(
                 flow=self.info.flow,
                 run_id=self.info.run_id,
@@ -193,6 +220,7 @@ class Run:
                         maximum_interval=LOST_RETRY_MAX_INTERVAL,
                     ),
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{spec.name}/{tid} (attempt {attempt})",
                 )
                 break
             except ActivityError as err:
@@ -203,16 +231,32 @@ class Run:
                     or failures > spec.retries + spec.error_retries
                     or failed + 1 >= MAX_ATTEMPTS
                 ):
+                    state = _ended(err)
+                    last = attempt if failed is None else failed
+                    tracker.task(spec.name, tid, state, last, _headline(err))
+                    if state == progress.CANCELLED:
+                        raise
+                    pathspec = (
+                        f"{self.info.flow.name}/{self.info.run_id}/{spec.name}/{tid}"
+                    )
                     raise StepFailed(
-                        f"step {spec.name} failed (task {self.info.flow.name}/"
-                        f"{self.info.run_id}/{spec.name}/{tid}): {cause_of(err)}",
+                        step_failure(spec.name, pathspec, err),
                         type="MetaflowStepFailed",
                         non_retryable=True,
                     ) from err
+            except BaseException:
+                tracker.task(spec.name, tid, progress.CANCELLED, attempt)
+                raise
             lost += failed - attempt
             attempt = failed + 1
             if spec.retry_delay_seconds:  # @retry(minutes_between_retries=)
-                await workflow.sleep(spec.retry_delay_seconds)
+                tracker.task(spec.name, tid, progress.RETRYING, attempt)
+                try:
+                    await workflow.sleep(spec.retry_delay_seconds)
+                except BaseException:
+                    tracker.task(spec.name, tid, progress.CANCELLED, attempt)
+                    raise
+        tracker.task(spec.name, tid, progress.SUCCEEDED, result.attempt)
         self.shared.count(spec.name)
         return Task(
             step=spec.name,
@@ -230,15 +274,21 @@ class Run:
         continues as new whenever its own history grows long."""
         if not history_is_long(self.info):
             return await self.step(spec, [task])
+        child = f"{workflow.info().workflow_id}/{spec.name}/{task.task_id}/loop"
+        what = f"loop {spec.name} after {task.task_id}"
+        self.tracker.child(child, what)
         try:
             result: LoopResult = await workflow.execute_child_workflow(
                 self.info.flow.name + LOOP_WORKFLOW_SUFFIX,
                 Loop(self.info, self.scope, spec, task),
-                id=f"{workflow.info().workflow_id}/{spec.name}/{task.task_id}/loop",
+                id=child,
                 result_type=LoopResult,
+                **self._child_options(what),
             )
         except ChildWorkflowError as err:
             raise _unwrap_child(err) from err
+        finally:
+            self.tracker.child_ended(child)
         self.undo.extend(result.undo)
         self.shared.count(spec.name, result.ran)
         return result.task
@@ -272,33 +322,63 @@ class Run:
                 non_retryable=True,
             )
         inline = width * tasks_per_split
-        if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
-            self.shared.reserve(inline)
-            try:
-                return await self.run_splits(parent, body, 0, width, max_workers)
-            finally:
-                self.shared.release(inline)
+        opened = f"{parent.step}/{parent.task_id}"
+        self.tracker.foreach(opened, width)
+        try:
+            if inline <= self.info.inline_activity_limit and self.shared.fits(inline):
+                self.shared.reserve(inline)
+                try:
+                    return await self.run_splits(parent, body, 0, width, max_workers)
+                finally:
+                    self.shared.release(inline)
+            return await self._chunked(
+                parent, width, max_workers, chunk_workflow, tasks_per_split
+            )
+        finally:
+            self.tracker.foreach_ended(opened)
+
+    async def _chunked(
+        self,
+        parent: Task,
+        width: int,
+        max_workers: int,
+        chunk_workflow: str,
+        tasks_per_split: int,
+    ) -> list[Task]:
+        """Run a foreach too wide for this history in chunk child workflows."""
         size = max(1, self.info.chunk_activity_limit // tasks_per_split)
         per_child = max(1, -(-max_workers // CHILD_PARALLELISM))
         limit = asyncio.Semaphore(CHILD_PARALLELISM)
+        opened = f"{parent.step}/{parent.task_id}"
 
         async def chunk(start: int) -> ChunkResult:
             async with limit:
                 stop = min(start + size, width)
-                return await workflow.execute_child_workflow(
-                    chunk_workflow,
-                    Chunk(
-                        self.info,
-                        self.scope,
-                        parent,
-                        start,
-                        stop,
-                        per_child,
-                        tasks_per_split,
-                    ),
-                    id=f"{workflow.info().workflow_id}/{parent.step}/{parent.task_id}/{start}-{stop}",
-                    result_type=ChunkResult,
+                child = f"{workflow.info().workflow_id}/{opened}/{start}-{stop}"
+                what = (
+                    f"splits {start}-{stop - 1} of {width} of the foreach of {opened}"
                 )
+                self.tracker.child(child, what)
+                try:
+                    result: ChunkResult = await workflow.execute_child_workflow(
+                        chunk_workflow,
+                        Chunk(
+                            self.info,
+                            self.scope,
+                            parent,
+                            start,
+                            stop,
+                            per_child,
+                            tasks_per_split,
+                        ),
+                        id=child,
+                        result_type=ChunkResult,
+                        **self._child_options(what),
+                    )
+                finally:
+                    self.tracker.child_ended(child)
+                self.tracker.split_done(opened, stop - start)
+                return result
 
         futures = [asyncio.ensure_future(chunk(s)) for s in range(0, width, size)]
         try:
@@ -320,10 +400,13 @@ class Run:
         """Run splits [start, stop) of a foreach, at most ``limit`` at once."""
         gate = asyncio.Semaphore(max(1, min(limit, MAX_PENDING_ACTIVITIES)))
         scopes = [self.child(i) for i in range(start, stop)]
+        opened = f"{parent.step}/{parent.task_id}"
 
         async def one(scope: Run, index: int) -> Task:
             async with gate:
-                return await body(scope, parent, index)
+                task = await body(scope, parent, index)
+            self.tracker.split_done(opened)
+            return task
 
         futures = [
             asyncio.ensure_future(one(scope, i))
@@ -350,22 +433,52 @@ class Run:
             await shielded(self._unwind(undo))
 
     async def _unwind(self, undo: list[Undo]) -> None:
+        tracker = self.tracker
+        tracker.compensating(len(undo))
         if len(undo) <= INLINE_COMPENSATION_LIMIT and self.shared.fits(len(undo)):
             for entry in reversed(undo):
-                self.shared.undone.append(await compensate_one(self.info, entry))
+                outcome = await compensate_one(self.info, entry)
+                self.shared.undone.append(outcome)
+                tracker.compensated(outcome)
             return
         size = self.info.chunk_activity_limit
         starts = range(0, len(undo), size)
         for start in reversed(starts):
             part = undo[start : start + size]
-            outcomes: list[str] = await workflow.execute_child_workflow(
-                self.info.flow.name + COMPENSATE_WORKFLOW_SUFFIX,
-                Unwind(self.info, part),
-                id=f"{workflow.info().workflow_id}/_compensate/{part[-1].step}/"
-                f"{part[-1].task_id}-{len(part)}",
-                result_type=list[str],
+            child = (
+                f"{workflow.info().workflow_id}/_compensate/{part[-1].step}/"
+                f"{part[-1].task_id}-{len(part)}"
             )
+            what = (
+                f"{len(part)} compensations, from {part[-1].step}/{part[-1].task_id} "
+                f"back to {part[0].step}/{part[0].task_id}"
+            )
+            tracker.child(child, what)
+            try:
+                outcomes: list[str] = await workflow.execute_child_workflow(
+                    self.info.flow.name + COMPENSATE_WORKFLOW_SUFFIX,
+                    Unwind(self.info, part),
+                    id=child,
+                    result_type=list[str],
+                    **self._child_options(what),
+                )
+            finally:
+                tracker.child_ended(child)
             self.shared.undone.extend(outcomes)
+            for outcome in outcomes:
+                tracker.compensated(outcome)
+
+    def _child_options(self, what: str) -> dict[str, Any]:
+        """What a child workflow of this run shows in Temporal's UI and lists: this
+        run's search attributes, a summary saying ``what`` it does, details naming
+        the Metaflow run and the parent workflow."""
+        pathspec = f"{self.info.flow.name}/{self.info.run_id}"
+        return {
+            "search_attributes": visibility.inherited(),
+            "static_summary": f"{self.info.flow.name}: {what}",
+            "static_details": f"**Metaflow run** `{pathspec}`\n"
+            f"**Parent workflow** `{workflow.info().workflow_id}`",
+        }
 
 
 def history_is_long(info: RunInfo) -> bool:
@@ -385,6 +498,43 @@ def _failed_attempt(err: ActivityError) -> int | None:
         if isinstance(details, dict) and isinstance(details.get("attempt"), int):
             return details["attempt"]
     return None
+
+
+def step_failure(step: str, pathspec: str, err: ActivityError) -> str:
+    """The message of a step that failed for good, for the flow's author: the user's
+    exception line first, then the step, task and attempt, then the traceback once
+    (the step activity's message is built that way, see ``failures``); for other
+    failures (timeouts, attempts used up) the step, task and what Temporal says."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == TASK_FAILED:
+        headline = _headline(err)
+        message = cause.message
+        if headline and message.startswith(headline + "\n"):
+            rest = message[len(headline) + 1 :]
+            return f"{headline}\nstep {step} failed: {rest}"
+        return f"step {step} failed: {message}"
+    return f"step {step} failed (task {pathspec}): {cause_of(err)}"
+
+
+def _ended(err: BaseException) -> str:
+    """The state a task that raised ``err`` ends in."""
+    return progress.CANCELLED if is_cancelled_exception(err) else progress.FAILED
+
+
+def _headline(err: BaseException) -> str:
+    """The user's exception line of a failed step activity, else the first line of
+    what went wrong."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, ApplicationError) and cause.type == TASK_FAILED:
+        details = cause.details[0] if cause.details else {}
+        if isinstance(details, dict) and details.get("exception"):
+            return str(details["exception"])
+    return _first_line(err)
+
+
+def _first_line(err: BaseException) -> str:
+    text = cause_of(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _unwrap_child(err: ChildWorkflowError) -> BaseException:

@@ -11,6 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from .limits import COMPENSATION_ATTEMPTS, COMPENSATION_TIMEOUT, HEARTBEAT_TIMEOUT
 from .payloads import CompensateRequest, Undo
+from .progress import SUCCEEDED, Tracker
 from .specs import RunInfo, Unwind
 
 
@@ -34,6 +35,7 @@ async def compensate_one(info: RunInfo, entry: Undo) -> str:
                 maximum_attempts=COMPENSATION_ATTEMPTS,
                 initial_interval=timedelta(seconds=1),
             ),
+            summary=f"compensation: {entry.handler} undoes {entry.step}/{entry.task_id}",
         )
     except ActivityError as err:
         workflow.logger.error("compensation %s failed: %s", label, cause_of(err))
@@ -42,9 +44,20 @@ async def compensate_one(info: RunInfo, entry: Undo) -> str:
     return f"{label}: done"
 
 
-async def run_compensations(unwind: Unwind) -> list[str]:
-    """Body of a compensation child workflow: undo ``unwind.undo`` last first."""
-    return [await compensate_one(unwind.info, entry) for entry in reversed(unwind.undo)]
+async def run_compensations(
+    unwind: Unwind, tracker: Tracker | None = None
+) -> list[str]:
+    """Body of a compensation child workflow: undo ``unwind.undo`` last first
+    (reporting to ``tracker``, the workflow's ``progress``)."""
+    tracker = Tracker() if tracker is None else tracker
+    tracker.begin(unwind.info.flow.name, unwind.info.run_id, "compensations")
+    tracker.compensating(len(unwind.undo))
+    outcomes = []
+    for entry in reversed(unwind.undo):
+        outcomes.append(await compensate_one(unwind.info, entry))
+        tracker.compensated(outcomes[-1])
+    tracker.ended(SUCCEEDED)
+    return outcomes
 
 
 def with_compensations(err: ApplicationError, undone: list[str]) -> ApplicationError:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import inspect
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -32,8 +33,15 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from .activities import FlowLoadError, MetaflowActivities
@@ -59,7 +67,8 @@ from .launcher import Launcher, SubprocessLauncher
 from .limits import MAX_NUM_SPLITS
 from .specs import RunOptions
 from .schedules import sync_schedule
-from . import versioning
+from . import versioning, visibility
+from .visibility import SearchAttributesMissing
 
 # Running tasks get this long to finish on shutdown before they are cancelled
 # (their process groups killed; Temporal retries them on another worker of their
@@ -118,6 +127,7 @@ def build_worker(
     task_output: bool = False,
     grace: timedelta = DEFAULT_GRACE,
     version: WorkerDeploymentVersion | None = None,
+    ui_url: str | None = None,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
@@ -129,7 +139,9 @@ def build_worker(
     workflow task until a fixed worker is deployed (the run looks hung meanwhile).
     ``task_output`` adds an ``output`` event per line a task prints. On shutdown
     running tasks get ``grace`` to finish. With ``version`` it polls as that Worker
-    Deployment Version, its runs pinned to it (:mod:`.versioning`).
+    Deployment Version, its runs pinned to it (:mod:`.versioning`). ``ui_url`` (default
+    ``$TEMPORAL_UI_URL``): the Temporal UI, whose page of its workflow every task
+    records in its Metaflow metadata.
     """
     owner = resolve(module).owner
     activities = MetaflowActivities(
@@ -140,6 +152,7 @@ def build_worker(
         on_event=on_event,
         workdir=workdir,
         task_output=task_output,
+        ui_url=ui_url,
     )
     return Worker(
         client,
@@ -176,6 +189,8 @@ async def running_worker(
     grace: timedelta = DEFAULT_GRACE,
     versioned: bool = False,
     watch: ServerWatch | None = None,
+    ui_url: str | None = None,
+    search_attributes: bool = True,
 ) -> AsyncIterator[Worker]:
     """Run a worker for the block; then shut it down (running tasks get ``grace``)
     and close the launcher (only a launcher it made from a name: a given instance
@@ -188,7 +203,13 @@ async def running_worker(
     command does): runs stay on the code they started on, and once polling it makes
     its version current unless a newer one is (:func:`versioning.promote`, through
     server outages, which ``watch`` reports). Off by default: a worker alone on its
-    own task queue (tests, ``mf-temporal-codegen run``) gains nothing from it."""
+    own task queue (tests, ``mf-temporal-codegen run``) gains nothing from it.
+
+    With ``search_attributes`` (the default) the namespace first gets the Metaflow
+    search attributes it lacks (:func:`visibility.ensure_search_attributes`, which
+    raises :class:`SearchAttributesMissing` where the server refuses)."""
+    if search_attributes:
+        await visibility.ensure_search_attributes(client, client.namespace)
     if check:
         await check_flow(module, workdir=workdir)
     version = versioning.version_of(module, task_queue) if versioned else None
@@ -206,6 +227,7 @@ async def running_worker(
             task_output=task_output,
             grace=grace,
             version=version,
+            ui_url=ui_url,
         ) as worker:
             if version:
                 await through_outages(
@@ -294,16 +316,42 @@ async def start_workflow(
     options: RunOptions | None = None,
     watch: ServerWatch | None = None,
     patience: timedelta = START_PATIENCE,
+    deployment: Deployment | None = None,
+    tags: Sequence[str] = (),
+    user: str | None = None,
+    execution_timeout: timedelta | None = None,
 ) -> WorkflowHandle:
     """Start one run of ``module.WORKFLOW`` with a ``PARAMS`` instance.
 
     ``options`` goes along when ``run`` takes it: Temporal decodes arguments by
     their type hints only when every parameter gets a value. With ``watch`` an
     unreachable server is retried for ``patience`` (then :class:`ConnectError`).
+
+    Every run starts with what Temporal shows of it (:mod:`.visibility`): the
+    Metaflow search attributes (flow, ``deployment`` (default: the module's, see
+    :func:`deployment_of`), ``user`` (default: Metaflow's user here), project, branch,
+    tags: the module's, ``options.tags`` and ``tags``, which tag the Metaflow run
+    too), a summary and details (flow, parameters), and Temporal's execution timeout:
+    ``execution_timeout``, else the module's ``WORKFLOW_TIMEOUT`` (``--workflow-timeout``).
+    A namespace without the search attributes is :class:`SearchAttributesMissing`.
     """
     run = module.WORKFLOW.run
+    if tags:
+        options = options or RunOptions()
+        options = dataclasses.replace(options, tags=(*options.tags, *tags))
     args = [params, options] if len(inspect.signature(run).parameters) > 2 else [params]
-    workflow_id = workflow_id or resolve(module).new_workflow_id()
+    if deployment is None:
+        deployment = await deployment_of(module)
+    workflow_id = workflow_id or deployment.new_workflow_id()
+    start_options = visibility.start_options(
+        module,
+        params,
+        deployment,
+        task_queue,
+        tags=(*module.FLOW.tags, *(options.tags if options else ())),
+        user=user,
+        execution_timeout=execution_timeout,
+    )
     attempts = 0
 
     async def start() -> WorkflowHandle:
@@ -311,13 +359,23 @@ async def start_workflow(
         attempts += 1
         try:
             return await client.start_workflow(
-                run, args=args, id=workflow_id, task_queue=task_queue
+                run, args=args, id=workflow_id, task_queue=task_queue, **start_options
             )
         except WorkflowAlreadyStartedError as exc:
             if attempts == 1:
                 raise
             # an attempt cut off by the outage did start it
             return client.get_workflow_handle_for(run, workflow_id, run_id=exc.run_id)
+        except RPCError as exc:
+            if (
+                exc.status == RPCStatusCode.INVALID_ARGUMENT
+                and "search attribute" in exc.message.lower()
+            ):
+                raise SearchAttributesMissing(
+                    f"cannot start {module.FLOW.name}: {exc.message}; register the "
+                    f"search attributes once with `{visibility.register_commands(client.namespace)}`"
+                ) from None
+            raise
 
     if watch is None:
         return await start()
@@ -343,9 +401,11 @@ async def run_workflow(
     workflow_id: str | None = None,
     options: RunOptions | None = None,
     watch: ServerWatch | None = None,
+    **start: Any,
 ) -> Any:
     """Start one run and wait for its result (raises ``WorkflowFailureError``),
-    through server outages with ``watch``."""
+    through server outages with ``watch``; ``start``: more :func:`start_workflow`
+    keyword arguments."""
     handle = await start_workflow(
         client,
         module,
@@ -354,19 +414,48 @@ async def run_workflow(
         workflow_id=workflow_id,
         options=options,
         watch=watch,
+        **start,
     )
     return await wait_for_result(client, handle, watch)
 
 
-def describe_failure(exc: BaseException | None) -> str:
-    """The messages of an error and its causes, outermost first, without repeats."""
-    messages: list[str] = []
+def describe_failure(
+    exc: BaseException | None, timeout: timedelta | None = None
+) -> str:
+    """What went wrong, for the flow's author: the error's message (the runtime's
+    start with the user's exception line, then the task, then the traceback once),
+    then each cause that adds something; Temporal's wrappers ("Activity task
+    failed") and what was said already are left out. A run Temporal timed out says
+    so (with ``timeout``, the workflow timeout it had)."""
+    if isinstance(exc, TimeoutError):
+        limit = f" of {timeout.total_seconds():g} s" if timeout else ""
+        return (
+            f"the run took longer than its workflow timeout{limit} "
+            "(--workflow-timeout): Temporal ended it, and its Metaflow tasks still "
+            "running were killed and recorded failed"
+        )
+    parts: list[str] = []
     while exc is not None:
-        text = str(exc)
-        if not any(text in seen for seen in messages):
-            messages.append(f"{type(exc).__name__}: {text}")
+        text = _failure_text(exc)
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if first and not any(first in seen for seen in parts):
+            parts.append(text.rstrip())
         exc = getattr(exc, "cause", None) or exc.__cause__
-    return "\n  caused by ".join(messages)
+    return "\n  caused by ".join(parts)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """One error's own text ("" for a wrapper that only says where it happened)."""
+    if isinstance(exc, (ActivityError, ChildWorkflowError)) and exc.cause is not None:
+        return ""
+    if isinstance(exc, ApplicationError) and (exc.type or "").startswith("Metaflow"):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        kind = exc.type.name.lower().replace("_", "-") if exc.type else "timeout"
+        return f"timed out ({kind}): {exc.message}"
+    if isinstance(exc, FailureError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def main(module: ModuleType, argv: list[str] | None = None) -> int:
@@ -408,7 +497,7 @@ def _command(module: ModuleType, argv: list[str]) -> int:
         command = _serve(module, args, launcher)
     try:
         return asyncio.run(command)
-    except ConnectError as exc:
+    except (ConnectError, SearchAttributesMissing) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RPCError as exc:
@@ -467,6 +556,12 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         help="leave the flow's Temporal Schedule (@schedule) as it is",
     )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
+    worker.add_argument(
+        "--ui-url",
+        default=os.environ.get("TEMPORAL_UI_URL"),
+        help="the Temporal UI's address (default $TEMPORAL_UI_URL): each task "
+        "records its workflow's page in its Metaflow metadata",
+    )
     worker.add_argument(
         "--grace-seconds",
         type=float,
@@ -544,6 +639,15 @@ async def _start_and_serve(
         return 2
     deployment = await deployment_of(module, described)
     task_queue = args.task_queue or deployment.task_queue
+    # (before the schedule: its runs start with the search attributes)
+    added = await through_outages(
+        lambda: visibility.ensure_search_attributes(client, args.namespace),
+        client,
+        watch,
+        args.wait_for_server,
+    )
+    if added:
+        print(f"registered search attributes: {', '.join(added)}", flush=True)
     if not args.no_schedule:
         try:
             outcome = await through_outages(
@@ -572,6 +676,8 @@ async def _start_and_serve(
         grace=grace,
         versioned=True,
         watch=watch,
+        ui_url=args.ui_url,
+        search_attributes=False,
     ):
         await _say_version(client, module, task_queue, watch)
         print(
@@ -625,10 +731,11 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
         max_num_splits=args.max_num_splits,
     )
     try:
-        task_queue = args.task_queue or (await deployment_of(module)).task_queue
+        deployment = await deployment_of(module)
     except FlowLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    task_queue = args.task_queue or deployment.task_queue
     try:
         handle = await start_workflow(
             client,
@@ -639,6 +746,7 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
             options=options,
             watch=watch,
             patience=args.wait_for_server,
+            deployment=deployment,
         )
     except WorkflowAlreadyStartedError as exc:
         print(f"error: workflow {exc.workflow_id} already exists", file=sys.stderr)
@@ -647,7 +755,12 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
     try:
         result = await wait_for_result(client, handle, watch)
     except WorkflowFailureError as exc:
-        print(f"run failed: {describe_failure(exc.cause or exc)}", file=sys.stderr)
+        seconds = getattr(module, "WORKFLOW_TIMEOUT", None)
+        timeout = timedelta(seconds=seconds) if seconds else None
+        print(
+            f"run failed: {describe_failure(exc.cause or exc, timeout)}",
+            file=sys.stderr,
+        )
         return 1
     print(f"pathspec: {result.pathspec}")
     return 0

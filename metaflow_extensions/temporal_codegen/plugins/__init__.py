@@ -6,3 +6,7 @@ CLIS_DESC = [("temporal", "mf_temporal_codegen.plugin.cli.cli")]
 DEPLOYER_IMPL_PROVIDERS_DESC = [
     ("temporal", "mf_temporal_codegen.plugin.deployer.TemporalDeployer")
 ]
+
+STEP_DECORATORS_DESC = [
+    ("temporal_internal", "mf_temporal_codegen.task_metadata.TemporalInternalDecorator")
+]
