@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from e2e import artifacts_by_step, load_module, run_locally, run_on_temporal
-from helpers import ROOT
+from helpers import ROOT, generate_into
 
 from mf_temporal_codegen.runtime import specs as orch
 from mf_temporal_codegen.runtime.module_check import problems
@@ -289,3 +289,31 @@ def test_a_schedule_from_a_config_is_evaluated_when_the_worker_starts(
     described = asyncio.run(check_flow(module))
     schedule = evaluated_schedule(described)
     assert (schedule.cron, schedule.timezone) == ("0 6 * * ? *", "Europe/Paris")
+
+
+def test_a_deferred_decorator_over_several_lines_stays_a_comment(tmp_path):
+    """A decorator Metaflow evaluates, written over several lines, is quoted in the
+    generated comment line by line (it used to end the comment after its first line)."""
+    flow = tmp_path / "multi_line_env.py"
+    flow.write_text(
+        "from metaflow import Config, FlowSpec, config_expr, environment, step\n\n\n"
+        "class MultiLineEnvFlow(FlowSpec):\n"
+        '    cfg = Config("cfg", default_value={"v": 1})\n\n'
+        "    @environment(\n"
+        "        vars={\n"
+        '            "V": config_expr("str(cfg.v)"),\n'
+        "        }\n"
+        "    )\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n\n\n"
+        'if __name__ == "__main__":\n'
+        "    MultiLineEnvFlow()\n"
+    )
+    sources = generate_into(flow, tmp_path / "out")
+    workflow = next(t for p, t in sources.items() if p.name.endswith("_workflow.py"))
+    compile(workflow, "multi_line_env_workflow.py", "exec")
+    assert '#           "V": config_expr("str(cfg.v)"),' in workflow
