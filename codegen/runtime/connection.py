@@ -131,7 +131,8 @@ async def connect(
             # Let the SDK's connection threads wind down: a process that exits right
             # after a failed connect aborts now and then (temporalio/sdk-python#300).
             await asyncio.sleep(CONNECT_FAILURE_GRACE)
-            if loop.time() + delay > deadline:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 waited = (
                     f" (retried for {patience.total_seconds():g}s)" if patience else ""
                 )
@@ -140,7 +141,7 @@ async def connect(
                 ) from exc
             if watch:
                 watch.lost()
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, PROBE_MAX.total_seconds())
             continue
         if watch:
