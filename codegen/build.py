@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import libcst as cst
 
-from . import flow_decorators
+from . import flow_decorators, triggers
 from . import model as m
 from .decorators import check_supported, read_compensation, read_decorator
 from .errors import CodegenError, Collector
@@ -108,11 +108,19 @@ def build_flow(
         return None
     typed = tuple(with_kind(s, start, end) for s in ordered)
     parameters = tuple(sorted(params.values(), key=lambda p: p.name))
-    schedule = project = None
+    schedule = project = trigger = None
     with errors.guard():
         schedule = flow_decorators.schedule(decorators.get("schedule"), parameters)
     with errors.guard():
         project = flow_decorators.project(decorators.get("project"))
+    with errors.guard():
+        trigger = triggers.trigger(
+            decorators.get("trigger"),
+            decorators.get("trigger_on_finish"),
+            parameters,
+            mutated=any(d.mutator for d in decorators.values()),
+            project=project,
+        )
     return m.Flow(
         name=name,
         # the file `python flow.py` runs, even when the class is imported into it
@@ -131,6 +139,7 @@ def build_flow(
         compensations=_one_per_step(handlers.values(), errors),
         schedule=schedule,
         project=project,
+        trigger=trigger,
     )
 
 

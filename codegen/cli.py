@@ -1,5 +1,6 @@
-"""Command line: ``mf-temporal-codegen FLOW.py -o OUT``, ``mf-temporal-codegen run`` and
-``mf-temporal-codegen replay-check``."""
+"""Command line: ``mf-temporal-codegen FLOW.py -o OUT``, ``mf-temporal-codegen run``,
+``mf-temporal-codegen replay-check`` and ``mf-temporal-codegen publish`` (events for
+``@trigger``, see ``runtime.events``)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,9 @@ def _generate_parser() -> argparse.ArgumentParser:
         description="Generate a typed Temporal workflow module per Metaflow flow. "
         "`mf-temporal-codegen run FLOW.py` generates and runs a flow on an embedded "
         "Temporal dev server; `mf-temporal-codegen replay-check OUTDIR` checks that "
-        "regenerated modules still replay the flows' runs.",
+        "regenerated modules still replay the flows' runs; `mf-temporal-codegen "
+        "publish EVENT --payload K=V` starts the runs of flows deployed with "
+        "@trigger(event=EVENT).",
     )
     p.add_argument("flows", nargs="+", type=Path, metavar="FLOW.py")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR")
@@ -268,9 +271,14 @@ def run_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    console = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "run":
         return run_main(argv[1:])
+    if argv and argv[0] == "publish":
+        from .runtime.events import main as publish_main
+
+        return publish_main(argv[1:], exit_process=console)
     if argv and argv[0] == "replay-check":
         from .replay_check import main as replay_check_main
 

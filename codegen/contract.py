@@ -90,6 +90,16 @@ def task_metadata(env: Mapping[str, str]) -> dict[str, str]:
 # that started before it replay without them.
 VISIBILITY_PATCH = "mf-temporal-visibility-1"
 
+# Event triggers (``@trigger``/``@trigger_on_finish``): the environment variable the
+# step activity hands a triggered run's event to every task in (a JSON list of
+# ``{"type": "event"|"run", "payload": {...}}``, as Argo hands each pod its event
+# payloads in ``METAFLOW_ARGO_EVENT_PAYLOAD_*``); ``temporal_internal`` turns it into
+# ``current.trigger``. And the ``workflow.patched`` id of the announcement a run
+# that succeeded makes (``@trigger_on_finish`` of other deployments): runs that
+# finished before it replay without it.
+TRIGGER_ENV = "METAFLOW_TEMPORAL_TRIGGER"
+ANNOUNCE_PATCH = "mf-temporal-announce-finish-1"
+
 
 def task_queue(deployment: str) -> str:
     """The task queue of a deployment (the flow name or Metaflow's project flow name)."""

@@ -34,10 +34,6 @@ ENVIRONMENT_HINT = (
 UNSUPPORTED_HINTS = {
     "parallel": "@parallel (multi-node) steps cannot run on Temporal yet; "
     "use a foreach instead",
-    "trigger": "event triggers are not supported yet; start runs with the worker's "
-    "`trigger` command or a Temporal Schedule (@schedule)",
-    "trigger_on_finish": "event triggers are not supported yet; start runs with the "
-    "worker's `trigger` command or a Temporal Schedule (@schedule)",
     "exit_hook": "exit hooks are not supported yet; put the work in the end step",
     "pypi": ENVIRONMENT_HINT,
     "conda": ENVIRONMENT_HINT,

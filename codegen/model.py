@@ -168,6 +168,37 @@ class Project:
     pos: Pos
 
 
+# Trigger.kind: Metaflow's trigger types
+EVENT_TRIGGER, RUN_TRIGGER = "event", "run"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """``@trigger`` (kind ``event``) or ``@trigger_on_finish`` (kind ``run``): the one
+    event that starts the flow. Without ``name``/``flow`` Metaflow evaluates the
+    decorator (computed arguments) where the worker or ``temporal create`` loads the
+    flow."""
+
+    kind: str
+    # the decorator's arguments as written, e.g. "event='data_ready'"
+    written: str
+    pos: Pos
+    # @trigger: the event's name and (Parameter, payload field) pairs, sorted
+    name: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+    # the pairs are Metaflow's default: every Parameter from the field of its name
+    default_mapping: bool = False
+    # @trigger_on_finish: the upstream flow, and the project and branch it names
+    # (None: this flow's own, as Metaflow resolves them)
+    flow: str | None = None
+    project: str | None = None
+    branch: str | None = None
+
+    @property
+    def from_metaflow(self) -> bool:
+        return self.name is None and self.flow is None
+
+
 @dataclass(frozen=True)
 class Flow:
     """A FlowSpec subclass with everything inherited from its local base classes."""
@@ -188,6 +219,7 @@ class Flow:
     compensations: tuple[Compensation, ...] = ()
     schedule: Schedule | None = None
     project: Project | None = None
+    trigger: Trigger | None = None
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)

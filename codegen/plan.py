@@ -26,8 +26,8 @@ MAX_NESTING = 64
 MODULE_NAMES = frozenset(
     {
         "FLOW", "GRAPH", "MAX_WORKERS", "PARAMS", "PROJECT", "REGENERATE",
-        "RUNTIME_API", "SCHEDULE", "TASK_QUEUE", "WORKFLOW", "WORKFLOWS",
-        "WORKFLOW_TIMEOUT",
+        "RUNTIME_API", "SCHEDULE", "TASK_QUEUE", "TRIGGERS", "WORKFLOW",
+        "WORKFLOWS", "WORKFLOW_TIMEOUT",
     }
 )  # fmt: skip
 LOCAL_NAMES = frozenset(

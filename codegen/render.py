@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import textwrap
 from importlib import resources
 from typing import Any
 
@@ -206,9 +207,82 @@ def _deployment(flow: m.Flow, branch: Branch | None) -> dict[str, Any]:
     return {
         "project": project,
         "schedule": schedule,
+        "triggers": _triggers(flow, branch),
         "deployment_name": name,
         "task_queue": task_queue(name) if name else None,
     }
+
+
+PUBLISH = "mf-temporal-codegen publish"
+SUBSCRIBED = (
+    "`temporal create` and the worker keep the subscription on the Temporal server."
+)
+
+
+def _triggers(flow: m.Flow, branch: Branch | None) -> dict[str, Any] | None:
+    """The ``TRIGGERS`` constant: what the source spells out of @trigger or
+    @trigger_on_finish, and comment lines that say what starts a run."""
+    t = flow.trigger
+    if t is None:
+        return None
+    deco = "@trigger" if t.kind == m.EVENT_TRIGGER else "@trigger_on_finish"
+    head = f"{deco}({t.written}) ({_where(t.pos)}):"
+    events: list[dict[str, Any]] = []
+    flows: list[dict[str, Any]] = []
+    if t.from_metaflow:
+        text = (
+            f"{head} evaluated by Metaflow where the worker or `temporal create` loads "
+            "the flow, which then keeps the subscription on the Temporal server. Each "
+            "event starts one run (once per event id)."
+        )
+        if t.kind == m.EVENT_TRIGGER:
+            events.append({"name": None, "parameters": {}})
+        else:
+            flows.append({"flow": None, "project": None, "branch": None})
+    elif t.kind == m.EVENT_TRIGGER:
+        mapping = (
+            " Its payload sets the Parameters below (Metaflow's default for one "
+            "event: each Parameter from the payload field of its name)."
+            if t.default_mapping and t.parameters
+            else (
+                " Its payload sets the Parameters below (Parameter: payload field)."
+                if t.parameters
+                else ""
+            )
+        )
+        text = (
+            f"{head} each event {t.name} published (`{PUBLISH} {t.name} --payload "
+            f"KEY=VALUE`) starts one run, once per event id.{mapping} {SUBSCRIBED}"
+        )
+        events.append({"name": t.name, "parameters": dict(t.parameters)})
+    else:
+        text = (
+            f"{head} each run of {t.flow} that succeeds "
+            f"({_upstream_event(t, flow, branch)}) starts one run, once per upstream "
+            f"run; current.trigger.run is that run. {SUBSCRIBED}"
+        )
+        flows.append({"flow": t.flow, "project": t.project, "branch": t.branch})
+    return {"comment": textwrap.wrap(text, 86), "events": events, "flows": flows}
+
+
+def _upstream_event(t: m.Trigger, flow: m.Flow, branch: Branch | None) -> str:
+    """The event a @trigger_on_finish waits for, as far as generation knows it."""
+    if flow.project is None:
+        if t.project and t.branch:
+            return f"metaflow.{t.project}.{t.branch}.{t.flow}.end"
+        return f"metaflow.{t.flow}.end"
+    project = t.project or (
+        branch.project
+        if branch is not None and not isinstance(branch.project, m.Deferred)
+        else None
+    )
+    known = t.branch or (branch.branch if branch is not None else None)
+    if project and known:
+        return f"metaflow.{project}.{known}.{t.flow}.end"
+    return (
+        f"metaflow.<project>.<branch>.{t.flow}.end on this deployment's project "
+        "branch, as Metaflow resolves it"
+    )
 
 
 def snake(name: str) -> str:

@@ -6,6 +6,12 @@ activity and, when the worker knows the UI, its URL), as Argo's
 
     Task("Flow/temporal-.../train/train").metadata_dict["temporal-workflow-id"]
 
+In a run an event started (``@trigger``, ``@trigger_on_finish``) it also makes
+``current.trigger`` Metaflow's ``Trigger`` of that event and records it on the start
+task (``execution-triggers``, which ``Run(...).trigger`` reads), from the event the
+step activity hands every task (``TRIGGER_ENV``), exactly as Argo's
+``argo_workflows_internal`` does with its ``METAFLOW_ARGO_EVENT_PAYLOAD_*`` variables.
+
 Metaflow finds it through this package's ``metaflow_extensions``
 (``STEP_DECORATORS_DESC``). It lives outside ``mf_temporal_codegen.runtime`` so that
 importing Metaflow (in every task) does not import Temporal's SDK with it.
@@ -13,12 +19,13 @@ importing Metaflow (in every task) does not import Temporal's SDK with it.
 
 from __future__ import annotations
 
+import json
 import os
 
 from metaflow.decorators import StepDecorator
 from metaflow.metadata_provider import MetaDatum
 
-from .contract import TASK_DECORATOR, task_metadata
+from .contract import TASK_DECORATOR, TRIGGER_ENV, task_metadata
 
 
 class TemporalInternalDecorator(StepDecorator):
@@ -40,11 +47,45 @@ class TemporalInternalDecorator(StepDecorator):
         ubf_context,
         inputs,
     ):
+        values = task_metadata(os.environ)
+        triggers = triggers_of(os.environ.get(TRIGGER_ENV))
+        if triggers:
+            from metaflow import current
+            from metaflow.events import Trigger
+
+            current._update_env({"trigger": Trigger([dict(t) for t in triggers])})
+            if step_name == graph.start_step:
+                values["execution-triggers"] = json.dumps(triggers)
         entries = [
             MetaDatum(
                 field=name, value=value, type=name, tags=[f"attempt_id:{retry_count}"]
             )
-            for name, value in task_metadata(os.environ).items()
+            for name, value in values.items()
         ]
         if entries:
             metadata.register_metadata(run_id, step_name, task_id, entries)
+
+
+def triggers_of(value: str | None) -> list[dict]:
+    """Metaflow's trigger records (``timestamp``, ``id``, ``name``, ``type``) of the
+    events in a ``TRIGGER_ENV`` value, as Argo reads them from event payloads."""
+    if not value:
+        return []
+    try:
+        events = json.loads(value)
+    except ValueError:
+        return []
+    found = []
+    for event in events if isinstance(events, list) else []:
+        payload = event.get("payload") if isinstance(event, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        found.append(
+            {
+                "timestamp": payload.get("timestamp"),
+                "id": payload.get("id"),
+                "name": payload.get("name"),
+                "type": event.get("type"),
+            }
+        )
+    return found

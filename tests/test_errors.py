@@ -147,11 +147,17 @@ CASES = [
         "have a @parallel decorator.",
     ),
     Case(
-        "trigger.py",
-        "4:1",
-        "unsupported flow decorator @trigger",
+        "trigger_event_type.py",
+        "4:16",
+        "Incorrect format for event attribute in @trigger decorator: got 3",
+        "Incorrect format for event attribute in @trigger decorator.",
+    ),
+    Case(
+        "trigger_two_events.py",
+        "4:17",
+        "@trigger(events=) with 2 events: not supported yet",
         None,
-        UNSUPPORTED + ": event triggers",
+        UNSUPPORTED + ": a run that waits for several events",
     ),
     Case(
         "reserved_parameter.py",
@@ -388,6 +394,8 @@ ACCEPTED = {
     "param_default.py": "time.time()",
     # an IncludeFile parameter (its value is the file's path)
     "include_file.py": "data.csv",
+    # an event trigger (the subscription is kept on the Temporal server)
+    "trigger.py": "data_ready",
 }
 
 

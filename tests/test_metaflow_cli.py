@@ -280,3 +280,41 @@ def test_another_extension_claiming_temporal_is_named(tmp_path):
         timeout=120,
     )
     assert "both provide" not in alone.stderr
+
+
+def test_a_parameter_a_flow_mutator_adds_is_set_per_run(tmp_path, deploy_dir):
+    """The generated input lacks it (the generator reads the source); trigger sends
+    it to Metaflow's init through the run options, as a native run takes it."""
+    flow = FLOW.parent / "mutated_flow.py"
+    shutil.copy(flow, deploy_dir / flow.name)
+    run = [sys.executable, flow.name, "--no-pylint"]
+    done = subprocess.run(
+        [*run, "temporal", "create", "--worker"],
+        cwd=deploy_dir, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        id_file = deploy_dir / "run-id"
+        done = subprocess.run(
+            [
+                *run, "temporal", "trigger", "--extra", "given", "--size", "4",
+                "--run-id-file", str(id_file),
+            ],
+            cwd=deploy_dir, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        run_id = id_file.read_text()
+        from metaflow import Run
+
+        _wait_for_task(f"MutatedFlow/{run_id}", "end")
+        _wait_gone(lambda: not Run(f"MutatedFlow/{run_id}").successful, 120)
+
+        native = run_locally(
+            deploy_dir / flow.name, "--extra", "given", "--size", "4", cwd=deploy_dir
+        )
+        assert Run(f"MutatedFlow/{run_id}")["start"].task["seen"].data == (4, "given")
+        assert artifacts_by_step(f"MutatedFlow/{run_id}") == artifacts_by_step(native)
+    finally:
+        subprocess.run(
+            [*run, "temporal", "delete"], cwd=deploy_dir, capture_output=True
+        )

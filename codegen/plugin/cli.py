@@ -35,7 +35,7 @@ from ..runtime.connection import (
     default_namespace,
 )
 from ..runtime import visibility
-from . import deploy, managed, records, runs
+from . import deploy, managed, records, runs, subscriptions
 from .records import Record
 
 T = TypeVar("T")
@@ -97,8 +97,8 @@ def temporal(obj: Any, address: str | None = None, namespace: str | None = None)
 
 @temporal.command(
     help="Generate the flow's workflow module (as mf-temporal-codegen does), "
-    "register the deployment and its @schedule on the server, and with --worker "
-    "start a worker in the background."
+    "register the deployment, its @schedule and its @trigger/@trigger_on_finish "
+    "subscription on the server, and with --worker start a worker in the background."
 )
 @click.option(
     "--output-dir",
@@ -174,6 +174,9 @@ def create(
         schedule = await deploy.sync_schedule(
             client, module, obj.flow, deployment, queue
         )
+        _, waits = await subscriptions.register(
+            client, obj.flow, module, deployment, queue
+        )
         started = None
         if worker:
             started = managed.start(
@@ -195,9 +198,9 @@ def create(
             worker=started,
         )
         await records.save(client, record)
-        return record, schedule
+        return record, schedule, waits
 
-    record, schedule = _run(obj, register)
+    record, schedule, waits = _run(obj, register)
     _write_attributes(
         deployer_attribute_file,
         {
@@ -214,6 +217,8 @@ def create(
     )
     if schedule:
         obj.echo(f"Schedule *{record.schedule_id}*: {schedule}.")
+    if waits:
+        obj.echo(f"Triggers: {waits}.")
     if record.worker:
         obj.echo(
             f"Worker started in the background: pid {record.worker.pid}, log "
@@ -245,8 +250,10 @@ def trigger(
 
     async def start(client):
         record = await _record(client, obj)
-        params = runs.parameters_arg(record, values)
-        handle = await runs.start(client, record, deploy.resolved_for(record), params)
+        params, options = runs.parameters_arg(record, values)
+        handle = await runs.start(
+            client, record, deploy.resolved_for(record), params, options
+        )
         ref = runs.RunRef(
             runs.metaflow_run_id(handle.first_execution_run_id or ""),
             handle.id,
@@ -256,6 +263,93 @@ def trigger(
         return record, ref
 
     record, ref = _run(obj, start)
+    _started(obj, record, ref, run_id_file, deployer_attribute_file)
+
+
+@parameters.add_custom_parameters(deploy_mode=False)
+@temporal.command(
+    help="Resume a run on Temporal, as Metaflow's resume: the tasks it finished "
+    "are cloned, the others (and STEP-TO-RERUN with what follows it) run again. "
+    "Parameters given replace the origin's; every task reads them, so nothing is "
+    "then cloned."
+)
+@click.argument("step-to-rerun", required=False)
+@click.option(
+    "--origin-run-id",
+    default=None,
+    help="the run to resume (default: the deployment's latest run)",
+)
+@click.option(
+    "--run-id-file", default=None, help="write the Metaflow run id to this file"
+)
+@click.option("--deployer-attribute-file", default=None, hidden=True)
+@click.pass_obj
+@_exits
+def resume(
+    obj: Any,
+    step_to_rerun: str | None = None,
+    origin_run_id: str | None = None,
+    run_id_file: str | None = None,
+    deployer_attribute_file: str | None = None,
+    **kwargs: Any,
+):
+    after = sys.argv[sys.argv.index("resume") + 1 :] if "resume" in sys.argv else []
+    given = deploy.given_values(obj.flow, kwargs, after)
+
+    async def start(client):
+        record = await _record(client, obj)
+        if step_to_rerun is not None and step_to_rerun not in record.steps:
+            raise TemporalCommandError(
+                f"invalid step name {step_to_rerun}: the steps of {record.flow_name} "
+                "are " + ", ".join(record.steps)
+            )
+        if origin_run_id:
+            origin = await runs.find(client, origin_run_id, record)
+        else:
+            newest = await runs.listed(client, record, None)
+            if not newest:
+                raise TemporalCommandError(f"{record.name} has no run to resume")
+            origin = newest[0]
+        if origin.status not in runs.FINISHED:
+            raise TemporalCommandError(
+                f"run {origin.run_id} is {origin.status}: resume it once it ended "
+                "(or `temporal terminate` it)"
+            )
+        params, options = runs.resume_arg(record, origin.run_id, step_to_rerun, given)
+        handle = await runs.start(
+            client, record, deploy.resolved_for(record), params, options
+        )
+        return (
+            record,
+            runs.RunRef(
+                runs.metaflow_run_id(handle.first_execution_run_id or ""),
+                handle.id,
+                handle.first_execution_run_id or "",
+                runs.RUNNING,
+            ),
+            origin,
+        )
+
+    record, ref, origin = _run(obj, start)
+    _started(
+        obj,
+        record,
+        ref,
+        run_id_file,
+        deployer_attribute_file,
+        f", resuming run-id *{origin.run_id}*",
+    )
+
+
+def _started(
+    obj: Any,
+    record: Record,
+    ref: runs.RunRef,
+    run_id_file: str | None,
+    deployer_attribute_file: str | None,
+    note: str = "",
+) -> None:
+    """Say (and write where asked) which run ``trigger`` or ``resume`` started."""
     if run_id_file:
         Path(run_id_file).write_text(ref.run_id, encoding="utf-8")
     if deployer_attribute_file:
@@ -264,8 +358,8 @@ def trigger(
             encoding="utf-8",
         )
     obj.echo(
-        f"Workflow *{ref.workflow_id}* triggered on Temporal "
-        f"(run-id *{ref.run_id}*).",
+        f"Workflow *{ref.workflow_id}* triggered on Temporal (run-id "
+        f"*{ref.run_id}*){note}.",
         bold=True,
     )
 
@@ -365,8 +459,9 @@ def _pause(obj: Any, paused: bool) -> None:
 
 
 @temporal.command(
-    help="Delete the deployment: its record and schedule, and the background worker "
-    "`create --worker` started on this machine. Runs in flight go on."
+    help="Delete the deployment: its record, schedule and event subscription, and "
+    "the background worker `create --worker` started on this machine. Runs in "
+    "flight go on."
 )
 @click.option("--deployer-attribute-file", default=None, hidden=True)
 @click.pass_obj
@@ -377,7 +472,8 @@ def delete(obj: Any, deployer_attribute_file: str | None = None):
         if record is not None and record.schedule_id:
             await deploy.delete_schedule(client, record.schedule_id)
         removed = await records.remove(client, obj.deployment_name)
-        return record, removed
+        unsubscribed = await subscriptions.remove(client, obj.deployment_name)
+        return record, removed or unsubscribed
 
     record, removed = _run(obj, remove)
     stopped = managed.stop(obj.deployment_name)

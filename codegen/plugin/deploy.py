@@ -213,6 +213,7 @@ def record(
         host=socket.gethostname(),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tags=tuple(sorted(set(tags))),
+        steps=tuple(sorted(obj.graph.nodes)),
         schedule_id=schedule_id,
         workflow_timeout=workflow_timeout,
         worker=worker,
@@ -274,6 +275,19 @@ def parameter_values(flow: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             continue
         values[param.name] = value
     return values
+
+
+def given_values(flow: Any, kwargs: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    """The parameter values given on the command line ``argv`` (as ``--name value``
+    or ``--name=value``), by parameter name, defaults included: a resume replaces
+    the origin's value with any value given, the default too."""
+    given = {token.partition("=")[0] for token in argv if token.startswith("--")}
+    return {
+        param.name: kwargs.get(param.name.replace("-", "_").lower())
+        for _, param in flow._get_parameters()
+        if not param.IS_CONFIG_PARAMETER
+        and given & {f"--{param.name}", f"--no-{param.name}"}
+    }
 
 
 def user() -> str:

@@ -145,6 +145,26 @@ class TemporalDeployedFlow(DeployedFlow):
 
     def trigger(self, **kwargs: Any) -> TemporalTriggeredRun:
         """Start a run; ``kwargs`` are the flow's parameters."""
+        return self._start("trigger", **kwargs)
+
+    def resume(
+        self,
+        origin_run_id: str | None = None,
+        step_to_rerun: str | None = None,
+        **kwargs: Any,
+    ) -> TemporalTriggeredRun:
+        """Resume run ``origin_run_id`` (default: the latest) as Metaflow's resume:
+        what it finished is cloned, the rest (and ``step_to_rerun`` with what
+        follows) runs again. ``kwargs`` are parameters that replace the origin's
+        (nothing is then cloned: every task reads them)."""
+        if origin_run_id is not None:
+            kwargs["origin_run_id"] = origin_run_id
+        if step_to_rerun is not None:
+            kwargs["step_to_rerun"] = step_to_rerun
+        return self._start("resume", **kwargs)
+
+    def _start(self, command: str, **kwargs: Any) -> TemporalTriggeredRun:
+        """Run ``temporal trigger`` or ``temporal resume``; the run it started."""
         deployer: Any = self.deployer
         attribute_file_path: str
         attribute_file_fd: int
@@ -155,7 +175,9 @@ class TemporalDeployedFlow(DeployedFlow):
                 deployer.TYPE,
                 deployer.deployer_kwargs,
             )
-            args = group.trigger(deployer_attribute_file=attribute_file_path, **kwargs)
+            args = getattr(group, command)(
+                deployer_attribute_file=attribute_file_path, **kwargs
+            )
             pid = deployer.spm.run_command(
                 [sys.executable, *args],
                 env=deployer.env_vars,
@@ -169,9 +191,9 @@ class TemporalDeployedFlow(DeployedFlow):
             command_obj.sync_wait()
             if command_obj.process.returncode == 0:
                 return TemporalTriggeredRun(deployer=deployer, content=content)
-        raise Exception(
-            f"Error triggering {deployer.flow_file} on {deployer.TYPE} for "
-            f"{deployer.flow_file}"
+        raise MetaflowException(
+            f"Error running `temporal {command}` of {deployer.flow_file} on "
+            f"{deployer.TYPE}"
         )
 
     def delete(self, **kwargs: Any) -> bool:

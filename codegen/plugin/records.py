@@ -78,6 +78,8 @@ class Record:
     host: str = ""
     created_at: str = ""
     tags: tuple[str, ...] = ()
+    # the flow's steps as Metaflow saw them at create (what resume may rerun)
+    steps: tuple[str, ...] = ()
     schedule_id: str | None = None
     workflow_timeout: int | None = None
     worker: ManagedWorker | None = None
@@ -115,6 +117,7 @@ class Record:
         values = dict(data)
         values["params"] = tuple(ParamInfo(**p) for p in data.get("params", ()))
         values["tags"] = tuple(data.get("tags", ()))
+        values["steps"] = tuple(data.get("steps", ()))
         worker = data.get("worker")
         values["worker"] = ManagedWorker(**worker) if worker else None
         return cls(**values)

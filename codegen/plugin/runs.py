@@ -22,6 +22,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ..runtime import visibility
 from ..runtime.deployment import Deployment
+from ..runtime.orchestration import encode_value
+from ..runtime.params import placeholder
 from .records import Record
 
 # A Metaflow run id on Temporal: this prefix and the first execution's run id.
@@ -80,26 +82,56 @@ def execution_run_id(run_id: str) -> str:
 
 
 class ParameterNotTaken(ValueError):
-    """A value for a Parameter the generated workflow does not take."""
+    """A value for a Parameter the deployed workflow cannot take."""
 
 
-def parameters_arg(record: Record, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The workflow's input from Metaflow parameter values by parameter name (those
-    not given keep the generated defaults). A value for a Parameter the workflow's
-    input lacks (one a FlowMutator adds) is refused: the run would silently get the
-    default instead."""
+def parameters_arg(
+    record: Record, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The workflow's input and its RunOptions from Metaflow parameter values by
+    parameter name (those not given keep their defaults). A Parameter the input
+    lacks (one a FlowMutator adds: the generator reads the flow statically) goes to
+    ``init`` through ``RunOptions.parameters``, as Metaflow evaluates it."""
     fields = {p.name: p.field for p in record.params if p.in_workflow}
-    missing = sorted(
-        p.name for p in record.params if not p.in_workflow and p.name in values
-    )
-    if missing:
+    extra = {
+        name: encode_value(value)
+        for name, value in values.items()
+        if name not in fields and value is not None
+    }
+    if extra and not record.takes_options:
         raise ParameterNotTaken(
-            f"{record.name} cannot set {', '.join(map(repr, missing))} per run: "
-            "Metaflow has the parameter (a FlowMutator adds it), the generated "
-            f"workflow ({record.module}) does not take it, so every run gets its "
-            "default"
+            f"{record.name} cannot set {', '.join(map(repr, sorted(extra)))} per "
+            f"run: the generated workflow ({record.module}) takes no run options; "
+            "regenerate it with `temporal create`"
         )
-    return {fields[name]: value for name, value in values.items() if name in fields}
+    params = {fields[name]: value for name, value in values.items() if name in fields}
+    return params, ({"parameters": extra} if extra else None)
+
+
+def resume_arg(
+    record: Record,
+    origin_run_id: str,
+    step_to_rerun: str | None,
+    values: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The workflow's input and RunOptions of a resume of ``origin_run_id``: the
+    input is not read (the origin's parameters hold; required fields get
+    placeholders), ``values`` replace the origin's (then nothing is cloned)."""
+    params = {
+        p.field: placeholder("str" if p.type == "FilePath" else p.type)
+        for p in record.params
+        if p.in_workflow and p.is_required
+    }
+    resume = {
+        "origin_run_id": origin_run_id,
+        "step_to_rerun": step_to_rerun,
+        "parameters": {
+            name: encode_value(value)
+            for name, value in values.items()
+            if value is not None
+        },
+    }
+    return params, {"resume": resume}
 
 
 async def start(
@@ -121,13 +153,20 @@ async def start(
         task_queue=record.task_queue,
         **visibility.run_start_options(
             record.flow_name,
-            params,
+            _shown(params, options or {}),
             deployment,
             record.task_queue,
             tags=record.tags,
             execution_timeout=timedelta(seconds=timeout) if timeout else None,
         ),
     )
+
+
+def _shown(params: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a run's summary names: a resume's are those it replaces."""
+    if "resume" in options:
+        return options["resume"]["parameters"]
+    return {**params, **options.get("parameters", {})}
 
 
 async def find(

@@ -25,6 +25,7 @@ from .specs import (
     task_id,
     unknown_branch,
 )
+from .triggers import EventTrigger, FlowTrigger, TriggerInfo, Triggers
 from .unwind import run_compensations
 from .payloads import (
     CompensateRequest,
@@ -64,8 +65,10 @@ __all__ = [
     "CompensateRequest",
     "ConfigRef",
     "DefaultsRequest",
+    "EventTrigger",
     "FactsRequest",
     "FlowRef",
+    "FlowTrigger",
     "ForeachProgress",
     "InitRequest",
     "Loop",
@@ -86,6 +89,8 @@ __all__ = [
     "TaskProgress",
     "TaskResult",
     "Tracker",
+    "TriggerInfo",
+    "Triggers",
     "Undo",
     "Unwind",
     "execute",

@@ -62,15 +62,18 @@ from .attempts import (
 )
 from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
-from . import flow_facts
+from . import cloning, flow_facts
 from .payloads import (
     PARAMETERS_TASK_ID,
+    CloneRequest,
     CompensateRequest,
     DefaultsRequest,
     FactsRequest,
     FlowRef,
     StepFacts,
     InitRequest,
+    OriginRequest,
+    OriginRun,
     StepRequest,
     TaskResult,
 )
@@ -211,8 +214,57 @@ class MetaflowActivities:
             # lost attempts are platform failures to Metaflow: they do not use up
             # @retry, and @catch still waits for the last user-code attempt
             argv += ["--max-user-code-retries", str(req.max_user_code_retries + lost)]
+            if req.origin_run_id:
+                argv += ["--clone-run-id", req.origin_run_id]
             await self._execute(task, argv + _tag_args(req.flow.tags, req.tags))
         return await self._result(task, req)
+
+    @activity.defn(name="metaflow_origin")
+    async def origin(self, req: OriginRequest) -> OriginRun:
+        """What the run ``req.origin_run_id`` finished, for a resume of it."""
+        task = self._task(req.flow, req.origin_run_id, "_parameters", "origin", {}, 0)
+        try:
+            return await asyncio.to_thread(
+                cloning.read_origin, task.store, req.origin_run_id
+            )
+        except cloning.OriginNotFound as err:
+            raise ApplicationError(
+                str(err), type="MetaflowOriginNotFound", non_retryable=True
+            ) from err
+
+    @activity.defn(name="metaflow_clone")
+    async def clone(self, req: CloneRequest) -> TaskResult:
+        """Clone one task of the origin into the resumed run with Metaflow's own
+        ``step --clone-only`` (as its runtime clones on resume: the artifacts are
+        shared, the clone records its origin); once: a retry finds it done."""
+        task = self._task(
+            req.flow, req.run_id, req.step, req.task_id, self._workflow_env(), 0
+        )
+        if not await asyncio.to_thread(task.is_done, 0):
+            origin = f"{req.origin_run_id}/{req.step}/{req.task_id}"
+            argv = ["step", req.step, "--run-id", req.run_id, "--task-id", req.task_id]
+            argv += ["--clone-only", origin, "--clone-run-id", req.origin_run_id]
+            argv += ["--retry-count", "0"]
+            with self._scratch_files("configs") as (configs,):
+                task.top += await self._configs(task, configs)
+                await self._execute(
+                    task,
+                    argv + _tag_args(req.flow.tags, req.tags),
+                    records_done=False,
+                    retried_by_temporal=True,
+                )
+            if not await asyncio.to_thread(task.is_done, 0):
+                raise _not_recorded(task)
+        num_splits, next_step = await asyncio.to_thread(
+            task.read_back, req.read_num_splits, req.read_transition
+        )
+        return TaskResult(
+            step=req.step,
+            task_id=req.task_id,
+            path=task.path,
+            num_splits=num_splits,
+            next_step=next_step,
+        )
 
     async def _result(self, task: _Task, req: StepRequest) -> TaskResult:
         """What the workflow needs of ``task``'s finished attempt."""

@@ -14,7 +14,8 @@ as every task does, with two more commands::
 ``--with`` are applied: the graph (one line per step, the format of
 :func:`graph_lines`), per step the orchestration facts (retries, ``@catch`` error
 retries, the pause between attempts, ``@timeout``, ``@environment``), the project
-flow name (``@project``) and the schedule (``@schedule``).
+flow name (``@project``), the schedule (``@schedule``) and the events the flow waits
+for (``@trigger``/``@trigger_on_finish``, see ``trigger_facts``).
 
 ``temporal-defaults`` evaluates the deploy-time defaults of the named Parameters
 (functions, ``IncludeFile`` defaults) as Metaflow's deployers do
@@ -34,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from ..contract import graph_line
+from .trigger_facts import described_triggers
 
 DESCRIBE = "temporal-describe"
 DEFAULTS = "temporal-defaults"
@@ -106,6 +108,8 @@ def describe(obj: Any) -> dict[str, Any]:
         "branch_name": current.get("branch_name"),
         "schedule": schedule,
         "compensations": dict(sorted(compensations.items())),
+        # @trigger / @trigger_on_finish as Metaflow evaluates them (trigger_facts)
+        "triggers": described_triggers(obj.flow),
     }
 
 

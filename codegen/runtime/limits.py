@@ -32,6 +32,9 @@ LOST_RETRY_INTERVAL = timedelta(seconds=1)
 LOST_RETRY_MAX_INTERVAL = timedelta(seconds=10)
 # Outer deadline for a step without @timeout.
 DEFAULT_STEP_TIMEOUT = timedelta(days=7)
+# Deadline of one try at cloning a task (a copy of its datastore entries) or at
+# reading what a run left behind, for a resume.
+CLONE_TIMEOUT = timedelta(minutes=10)
 # Attempts of one compensation (each a Metaflow attempt of its task), its deadline.
 COMPENSATION_ATTEMPTS = 3
 COMPENSATION_TIMEOUT = timedelta(hours=1)

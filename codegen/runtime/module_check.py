@@ -3,7 +3,9 @@
 When a worker starts it has Metaflow describe the flow (``flow_facts``) and compares
 that with the generated module: a different graph means the module is stale; a fact
 the module fixed when generating (retries, timeout, ``@environment``, compensations)
-that Metaflow contradicts is reported with both values. Facts the module leaves to
+that Metaflow contradicts is reported with both values, and so are triggers
+(``@trigger``/``@trigger_on_finish``) that differ or that this runtime cannot wait
+for. Facts the module leaves to
 Metaflow (``StepSpec.from_metaflow``) are not compared: Metaflow's win.
 """
 
@@ -13,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from .specs import StepSpec
+from .subscriptions import module_problems
 
 FACTS = ("retries", "error_retries", "retry_delay_seconds", "timeout_seconds", "env")
 
@@ -69,4 +72,5 @@ def problems(module: ModuleType, described: dict[str, Any]) -> list[str]:
             f"compensations: the generated module has {compensations}, the flow has "
             f"{described.get('compensations', {})}; {fix}"
         )
+    found += module_problems(module, described.get("triggers", []), fix)
     return found

@@ -14,6 +14,7 @@ sandbox and is deterministic.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -23,16 +24,26 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 from . import visibility
-from .limits import HEARTBEAT_TIMEOUT
-from .payloads import DefaultsRequest, FactsRequest, FlowRef, StepFacts
+from .limits import CLONE_TIMEOUT, HEARTBEAT_TIMEOUT
+from .payloads import (
+    DefaultsRequest,
+    FactsRequest,
+    FlowRef,
+    OriginRequest,
+    OriginRun,
+    StepFacts,
+)
 from .progress import CANCELLED, FAILED, SUCCEEDED, Tracker
 from .scope import Run, history_is_long
+from .triggers import announce_finish
 from .specs import (
     Body,
     Chunk,
     ChunkResult,
     Loop,
     LoopResult,
+    Resume,
+    ResumePlan,
     RunInfo,
     RunOptions,
     RunResult,
@@ -40,17 +51,18 @@ from .specs import (
 from .unwind import with_compensations
 
 
-def encode_parameters(params: Any) -> dict[str, str]:
-    """Parameter values as Metaflow's ``init`` reads them: str as is, else JSON."""
-    import json
+def encode_value(value: Any) -> str:
+    """A parameter value as Metaflow's ``init`` reads it: str as is, else JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
-    encoded = {}
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        if value is None:
-            continue
-        encoded[f.name] = value if isinstance(value, str) else json.dumps(value)
-    return encoded
+
+def encode_parameters(params: Any) -> dict[str, str]:
+    """The values of a PARAMS dataclass as ``init`` reads them (None: not given)."""
+    return {
+        f.name: encode_value(getattr(params, f.name))
+        for f in dataclasses.fields(params)
+        if getattr(params, f.name) is not None
+    }
 
 
 async def execute(
@@ -65,9 +77,11 @@ async def execute(
 ) -> RunResult:
     """Run a whole flow: ``init`` (after Metaflow evaluated the deploy-time defaults
     the run was not given), Metaflow's facts of the steps that take them from it
-    (``any_from_metaflow``), then the generated ``graph``, then the result. The run
-    sets its Metaflow run id (and flow and tags) as search attributes on itself, and
-    reports to ``tracker`` (the workflow's ``progress`` query and current details)."""
+    (``any_from_metaflow``), then the generated ``graph``, then the result. A resume
+    (``options.resume``) takes the origin's parameters and clones what the origin
+    finished, task by task (:class:`ResumePlan`). The run sets its Metaflow run id
+    (and flow and tags) as search attributes on itself, and reports to ``tracker``
+    (the workflow's ``progress`` query and current details)."""
     options = options or RunOptions()
     info = RunInfo(
         flow=flow,
@@ -78,6 +92,7 @@ async def execute(
         inline_activity_limit=options.inline_activity_limit,
         chunk_activity_limit=options.chunk_activity_limit,
         loop_history_limit=options.loop_history_limit,
+        trigger=options.trigger,
     )
     visibility.upsert_run(flow.name, info.run_id, info.tags)
     tracker = Tracker() if tracker is None else tracker
@@ -85,15 +100,22 @@ async def execute(
     run = Run(info, tracker=tracker)
     workflow.logger.info("Metaflow run %s/%s", flow.name, info.run_id)
     try:
-        parameters = encode_parameters(params)
+        plan = None
+        if options.resume is None:
+            parameters = {**options.parameters, **encode_parameters(params)}
+        else:
+            parameters, plan = await _resume_plan(info, options.resume)
         missing = tuple(n for n in flow.deploy_time_defaults if n not in parameters)
         if missing:
             parameters.update(await _metaflow_defaults(info, missing))
+        if plan is not None:
+            run.info = info = dataclasses.replace(info, resume=plan)
         await run.init(parameters)
         if any_from_metaflow:
             facts = await _metaflow_facts(info)
             run.info = info = dataclasses.replace(info, facts=facts)
         await graph(run)
+        await announce_finish(info)
     except ApplicationError as err:
         tracker.ended(FAILED, err.message)
         if not run.shared.undone:
@@ -118,6 +140,37 @@ def _outcome(err: BaseException) -> str:
 
 def _message(err: BaseException) -> str:
     return getattr(err, "message", None) or str(err) or type(err).__name__
+
+
+async def _resume_plan(
+    info: RunInfo, resume: Resume
+) -> tuple[dict[str, str], ResumePlan]:
+    """The parameters of a resumed run (the origin's, ``resume.parameters`` on top;
+    the workflow's input is not read) and what it may clone. A changed parameter
+    clones nothing: every task reads it."""
+    given = {k.replace("-", "_"): v for k, v in resume.parameters.items()}
+    origin: OriginRun = await workflow.execute_activity(
+        "metaflow_origin",
+        OriginRequest(info.flow, resume.origin_run_id),
+        result_type=OriginRun,
+        start_to_close_timeout=CLONE_TIMEOUT,
+        retry_policy=RetryPolicy(maximum_attempts=3),
+        summary=f"resume: what {info.flow.name}/{resume.origin_run_id} finished",
+    )
+    changed = sorted(k for k, v in given.items() if origin.parameters.get(k) != v)
+    if changed:
+        workflow.logger.info(
+            "Resuming %s with other values of %s: every task reads them, so no "
+            "task is cloned",
+            resume.origin_run_id,
+            ", ".join(changed),
+        )
+    plan = ResumePlan(
+        resume.origin_run_id,
+        resume.step_to_rerun,
+        {} if changed else origin.succeeded,
+    )
+    return {**origin.parameters, **given}, plan
 
 
 async def _metaflow_defaults(info: RunInfo, names: tuple[str, ...]) -> dict[str, str]:

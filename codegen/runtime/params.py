@@ -28,16 +28,7 @@ class ParamError(ValueError):
 def parse_params(params_cls: type, pairs: list[str]) -> Any:
     """Build a ``PARAMS`` instance from ``NAME=VALUE`` strings, typed by its fields."""
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        key = name.strip().replace("-", "_")
-        if not sep:
-            raise ParamError(f"--param {pair!r}: expected NAME=VALUE")
-        if key not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise ParamError(f"unknown parameter {name!r} (known: {known})")
-        values[key] = _convert(key, fields[key].type, raw)
+    values = _parse_pairs(fields, pairs)
     missing = [
         name
         for name, f in fields.items()
@@ -50,6 +41,43 @@ def parse_params(params_cls: type, pairs: list[str]) -> Any:
     params = params_cls(**values)
     check_params(params)
     return params
+
+
+def resume_params(params_cls: type, pairs: list[str]) -> tuple[Any, dict[str, str]]:
+    """``resume --param NAME=VALUE``: the workflow's input (a resume does not read
+    it: the origin's values hold; a required field not given gets a placeholder)
+    and the given values, encoded as ``init`` reads them, that replace the origin's."""
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    given = _parse_pairs(fields, pairs)
+    required = {
+        name: placeholder(_kind(f.type))
+        for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    params = params_cls(**{**required, **given})
+    check_params(params)
+    encoded = encode_parameters(params)
+    return params, {name: encoded[name] for name in given if name in encoded}
+
+
+def placeholder(kind: str) -> Any:
+    """A value of type ``kind`` (``str``/``int``/``float``/``bool``, else JSON) for
+    an input field nobody reads."""
+    return _SCALARS[kind]() if kind in _SCALARS else None
+
+
+def _parse_pairs(fields: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        key = name.strip().replace("-", "_")
+        if not sep:
+            raise ParamError(f"--param {pair!r}: expected NAME=VALUE")
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ParamError(f"unknown parameter {name!r} (known: {known})")
+        values[key] = _convert(key, fields[key].type, raw)
+    return values
 
 
 def check_params(params: Any) -> None:

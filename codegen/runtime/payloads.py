@@ -119,6 +119,40 @@ class StepRequest:
     # What to read back from the finished task.
     read_num_splits: bool = False
     read_transition: bool = False
+    # the run this one resumes (Metaflow's ``--clone-run-id``: the task records it)
+    origin_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OriginRequest:
+    """Read what a resumed run may reuse of the run ``origin_run_id``."""
+
+    flow: FlowRef
+    origin_run_id: str
+
+
+@dataclass(frozen=True)
+class OriginRun:
+    """What a run left behind for a resume: its Parameter values (as ``init`` reads
+    them) and, per step, the ids of the tasks it finished successfully."""
+
+    parameters: dict[str, str]
+    succeeded: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    """Clone ``origin_run_id/step/task_id`` into this run under the same task id
+    (Metaflow's ``step --clone-only``, as its ``resume`` clones a task)."""
+
+    flow: FlowRef
+    run_id: str
+    step: str
+    task_id: str
+    origin_run_id: str
+    read_num_splits: bool = False
+    read_transition: bool = False
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ RETRYING = "retrying"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
+# reused from the run this one resumes (Metaflow's clone of a task)
+CLONED = "cloned"
 # a run (or child) undoing what ran (@compensate)
 COMPENSATING = "compensating"
-TASK_STATES = (RUNNING, RETRYING, SUCCEEDED, FAILED, CANCELLED)
+TASK_STATES = (RUNNING, RETRYING, SUCCEEDED, FAILED, CANCELLED, CLONED)
 # The query lists this many tasks at most (the others are counted per step), those
 # not succeeded first.
 QUERY_TASKS = 1000
@@ -55,6 +57,7 @@ class StepProgress:
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
+    cloned: int = 0
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Progress:
     state: str
     # in the order their first task started
     steps: list[StepProgress] = field(default_factory=list)
-    # not-succeeded tasks first, at most QUERY_TASKS
+    # tasks neither succeeded nor cloned first, at most QUERY_TASKS
     tasks: list[TaskProgress] = field(default_factory=list)
     foreach: list[ForeachProgress] = field(default_factory=list)
     # child workflows running now (foreach chunks, loops, compensations): query them
@@ -193,7 +196,7 @@ class Tracker:
         """The answer to the ``progress`` query."""
         tasks = sorted(
             self._tasks.values(),
-            key=lambda t: (t.state == SUCCEEDED, t.step, t.task_id),
+            key=lambda t: (t.state in (SUCCEEDED, CLONED), t.step, t.task_id),
         )
         return Progress(
             flow=self.flow,

@@ -35,6 +35,7 @@ from ..contract import (
 from .fanout import cancel_all, gather_or_cancel, shielded, succeeded
 from .limits import (
     CHILD_PARALLELISM,
+    CLONE_TIMEOUT,
     DEFAULT_STEP_TIMEOUT,
     EVENTS_PER_ACTIVITY,
     HEARTBEAT_TIMEOUT,
@@ -46,6 +47,7 @@ from .limits import (
 )
 from .payloads import (
     PARAMETERS_TASK_ID,
+    CloneRequest,
     InitRequest,
     StepRequest,
     TaskResult,
@@ -59,6 +61,7 @@ from .specs import (
     ChunkResult,
     Loop,
     LoopResult,
+    ResumePlan,
     RunInfo,
     StepFailed,
     StepSpec,
@@ -124,11 +127,13 @@ class Run:
 
     @property
     def parameters(self) -> Task:
-        """The run's ``_parameters`` task (the start step's input)."""
+        """The run's ``_parameters`` task (the start step's input). In a resumed
+        run it holds the origin's values: the start step may be cloned."""
         return Task(
             "_parameters",
             PARAMETERS_TASK_ID,
             f"{self.info.run_id}/_parameters/{PARAMETERS_TASK_ID}",
+            cloned=self.info.resume is not None,
         )
 
     def child(self, index: int) -> "Run":
@@ -175,6 +180,9 @@ class Run:
         spec = self.info.resolve(spec)
         iteration = next((t.iteration + 1 for t in inputs if t.step == spec.name), 0)
         tid = task_id(spec.name, self.scope, iteration)
+        plan = self.info.resume
+        if plan is not None and plan.may_clone(spec.name, tid, inputs):
+            return await self._clone(spec, tid, iteration, plan)
         if spec.compensation:
             self.undo.append(Undo(spec.compensation, spec.name, tid, inputs[0].path))
         timeout = (
@@ -204,6 +212,7 @@ class Run:
                 tags=self.info.tags,
                 read_num_splits=spec.foreach,
                 read_transition=spec.switch,
+                origin_run_id=plan.origin_run_id if plan else None,
             )
             try:
                 result: TaskResult = await workflow.execute_activity(
@@ -266,6 +275,49 @@ class Run:
             iteration=iteration,
             num_splits=result.num_splits,
             next_step=result.next_step,
+        )
+
+    async def _clone(
+        self, spec: StepSpec, tid: str, iteration: int, plan: ResumePlan
+    ) -> Task:
+        """Clone task ``tid`` of ``spec`` from the run this one resumes; a clone
+        registers no compensation (the origin's tasks are not undone again)."""
+        tracker = self.tracker
+        tracker.task(spec.name, tid, progress.RUNNING)
+        request = CloneRequest(
+            flow=self.info.flow,
+            run_id=self.info.run_id,
+            step=spec.name,
+            task_id=tid,
+            origin_run_id=plan.origin_run_id,
+            read_num_splits=spec.foreach,
+            read_transition=spec.switch,
+            tags=self.info.tags,
+        )
+        try:
+            result: TaskResult = await workflow.execute_activity(
+                "metaflow_clone",
+                request,
+                result_type=TaskResult,
+                activity_id=f"{spec.name}/{tid}/clone",
+                start_to_close_timeout=CLONE_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"{spec.name}/{tid} cloned from {plan.origin_run_id}",
+            )
+        except BaseException as err:
+            tracker.task(spec.name, tid, _ended(err), error=_first_line(err))
+            raise
+        tracker.task(spec.name, tid, progress.CLONED)
+        self.shared.count(spec.name)
+        return Task(
+            step=spec.name,
+            task_id=tid,
+            path=result.path,
+            scope=self.scope,
+            iteration=iteration,
+            num_splits=result.num_splits,
+            next_step=result.next_step,
+            cloned=True,
         )
 
     async def iterate(self, spec: StepSpec, task: Task) -> Task:

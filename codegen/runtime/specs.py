@@ -19,6 +19,7 @@ from .limits import (
     MAX_NUM_SPLITS,
 )
 from .payloads import FlowRef, StepFacts, Undo
+from .triggers import TriggerInfo
 
 if TYPE_CHECKING:
     from .scope import Run
@@ -62,6 +63,41 @@ class Task:
     iteration: int = 0
     num_splits: int | None = None
     next_step: str | None = None
+    # cloned from the run this one resumes (not executed again)
+    cloned: bool = False
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Resume the run ``origin_run_id`` (``RunOptions.resume``), as Metaflow's
+    ``resume`` does: what it finished successfully is cloned, the rest runs."""
+
+    origin_run_id: str
+    # run this step again, and everything after it (None: only what did not succeed)
+    step_to_rerun: str | None = None
+    # Parameter values that replace the origin's, by Metaflow name, as ``init``
+    # reads them; every task reads every parameter, so a changed one clones nothing
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What the tasks of a resumed run may clone (``RunInfo.resume``)."""
+
+    origin_run_id: str
+    step_to_rerun: str | None
+    # per step: ids of the tasks the origin finished successfully (task ids are
+    # deterministic: the same position in the graph has the same id in both runs)
+    succeeded: dict[str, list[str]] = field(default_factory=dict)
+
+    def may_clone(self, step: str, task_id: str, inputs: Sequence[Task]) -> bool:
+        """Metaflow's rule: the origin's task succeeded, all its inputs were cloned,
+        and its step is not the one to run again."""
+        return (
+            step != self.step_to_rerun
+            and task_id in self.succeeded.get(step, ())
+            and all(t.cloned for t in inputs)
+        )
 
 
 @dataclass(frozen=True)
@@ -80,9 +116,16 @@ class RunInfo:
     loop_history_limit: int = LOOP_HISTORY_LIMIT
     # per step: what Metaflow evaluated when the run started (StepSpec.from_metaflow)
     facts: dict[str, StepFacts] = field(default_factory=dict)
+    # the run this one resumes, and what it may clone of it
+    resume: ResumePlan | None = None
+    # the event that started the run (@trigger, @trigger_on_finish)
+    trigger: TriggerInfo | None = None
 
     def resolve(self, spec: StepSpec) -> StepSpec:
-        """``spec`` with the facts Metaflow evaluated for this run, if it has any."""
+        """``spec`` with the facts Metaflow evaluated for this run, if it has any,
+        and the event that started the run in its task's environment."""
+        if self.trigger is not None:
+            spec = dataclasses.replace(spec, env={**spec.env, **self.trigger.env()})
         facts = self.facts.get(spec.name) if spec.from_metaflow else None
         if facts is None:
             return spec
@@ -92,7 +135,7 @@ class RunInfo:
             error_retries=facts.error_retries,
             retry_delay_seconds=facts.retry_delay_seconds,
             timeout_seconds=facts.timeout_seconds,
-            env=dict(facts.env),
+            env={**facts.env, **(self.trigger.env() if self.trigger else {})},
         )
 
 
@@ -165,6 +208,15 @@ class RunOptions:
     chunk_activity_limit: int = CHUNK_ACTIVITY_LIMIT
     # history events after which a loop moves on in a child workflow
     loop_history_limit: int = LOOP_HISTORY_LIMIT
+    # values of Parameters the workflow's input does not hold (a FlowMutator adds
+    # them), by Metaflow name, as ``init`` reads them: str as is, else JSON
+    parameters: dict[str, str] = field(default_factory=dict)
+    # resume another run instead of starting afresh (the input's values are then
+    # ignored: the origin's parameters hold, with ``Resume.parameters`` on top)
+    resume: Resume | None = None
+    # the event that started the run (publishing it, or an upstream run's end);
+    # every task sees it as Metaflow's ``current.trigger``
+    trigger: TriggerInfo | None = None
 
 
 @dataclass(frozen=True)

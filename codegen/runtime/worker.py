@@ -59,14 +59,16 @@ from .connection import (
     through_outages,
     watch_server,
 )
-from .params import ParamError, parse_params
+from .params import ParamError, parse_params, resume_params
 from .. import cron
 from .deployment import Deployment, Schedule, needs_metaflow, resolve
 from .module_check import problems
 from .launcher import Launcher, SubprocessLauncher
 from .limits import MAX_NUM_SPLITS
-from .specs import RunOptions
+from .specs import Resume, RunOptions
 from .schedules import sync_schedule
+from .subscriptions import FinishAnnouncer, TriggerError, end_step
+from .subscriptions import sync_module as sync_subscription
 from . import versioning, visibility
 from .visibility import SearchAttributesMissing
 
@@ -164,6 +166,11 @@ def build_worker(
             activities.compensate,
             activities.defaults,
             activities.facts,
+            activities.origin,
+            activities.clone,
+            # (a local activity: a run that succeeded starts its @trigger_on_finish
+            # downstream deployments)
+            FinishAnnouncer(end_step(module)).announce,
         ],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=grace,
@@ -473,19 +480,28 @@ def main(module: ModuleType, argv: list[str] | None = None) -> int:
     return _command(module, argv)
 
 
+# the subcommands (without one: ``worker``)
+COMMANDS = ("worker", "trigger", "resume", "versions", "-h", "--help")
+
+
 def _command(module: ModuleType, argv: list[str]) -> int:
     argv = list(argv)
-    if not argv or argv[0] not in ("worker", "trigger", "versions", "-h", "--help"):
+    if not argv or argv[0] not in COMMANDS:
         argv.insert(0, "worker")
     args = _parser(module).parse_args(argv)
     launcher = None
-    if args.command == "trigger":
+    if args.command in ("trigger", "resume"):
+        resume = None
         try:
-            params = parse_params(module.PARAMS, args.param)
+            if args.command == "resume":
+                params, given = resume_params(module.PARAMS, args.param)
+                resume = Resume(args.origin_run_id, args.step, given)
+            else:
+                params = parse_params(module.PARAMS, args.param)
         except ParamError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        command = _trigger(module, args, params)
+        command = _trigger(module, args, params, resume)
     elif args.command == "versions":
         command = _versions(module, args)
     else:
@@ -515,10 +531,15 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a worker until Ctrl-C/SIGTERM")
     trigger = commands.add_parser("trigger", help="start a run and wait for it")
+    resume = commands.add_parser(
+        "resume",
+        help="resume a run (Metaflow's resume: what it finished is cloned, the rest "
+        "runs again) and wait for it",
+    )
     versions = commands.add_parser(
         "versions", help="the deployment's versions and their runs in flight"
     )
-    for sub in (worker, trigger, versions):
+    for sub in (worker, trigger, resume, versions):
         sub.add_argument(
             "--address",
             default=default_address(),
@@ -532,7 +553,7 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         sub.add_argument(
             "--task-queue", default=None, help="default: the flow's (see @project)"
         )
-    for sub in (worker, trigger):
+    for sub in (worker, trigger, resume):
         sub.add_argument(
             "--wait-for-server",
             type=lambda text: timedelta(seconds=float(text)),
@@ -555,6 +576,12 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         action="store_true",
         help="leave the flow's Temporal Schedule (@schedule) as it is",
     )
+    worker.add_argument(
+        "--no-triggers",
+        action="store_true",
+        help="leave the flow's event subscription (@trigger, @trigger_on_finish) on "
+        "the server as it is",
+    )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
     worker.add_argument(
         "--ui-url",
@@ -569,18 +596,42 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         help="on SIGTERM/Ctrl-C, how long running tasks get to finish before they "
         "are handed back to Temporal (default %(default)g)",
     )
-    trigger.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    trigger.add_argument("--workflow-id", default=None)
-    trigger.add_argument(
-        "--max-workers", type=int, default=None, help="foreach tasks at once"
+    resume.add_argument(
+        "step",
+        nargs="?",
+        default=None,
+        choices=sorted(line.split()[0] for line in getattr(module, "GRAPH", ()))
+        or None,
+        help="run this step again and everything after it (default: what the "
+        "origin did not finish)",
     )
-    trigger.add_argument(
-        "--max-num-splits",
-        type=int,
-        default=MAX_NUM_SPLITS,
-        help=f"widest foreach allowed (default {MAX_NUM_SPLITS})",
+    resume.add_argument(
+        "--origin-run-id", required=True, help="the Metaflow run id to resume"
     )
-    trigger.add_argument("--tag", action="append", default=[], help="run tag")
+    for sub in (trigger, resume):
+        sub.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a parameter value"
+            + (
+                " (replaces the origin's: nothing is then cloned)"
+                if sub is resume
+                else ""
+            ),
+        )
+        sub.add_argument("--workflow-id", default=None)
+        sub.add_argument(
+            "--max-workers", type=int, default=None, help="foreach tasks at once"
+        )
+        sub.add_argument(
+            "--max-num-splits",
+            type=int,
+            default=MAX_NUM_SPLITS,
+            help=f"widest foreach allowed (default {MAX_NUM_SPLITS})",
+        )
+        sub.add_argument("--tag", action="append", default=[], help="run tag")
     return parser
 
 
@@ -665,6 +716,25 @@ async def _start_and_serve(
             return 1
         if outcome != "none":
             print(f"schedule {deployment.schedule_id}: {outcome}", flush=True)
+    if not args.no_triggers:
+        try:
+            outcome = await through_outages(
+                lambda: sync_subscription(
+                    client, module, described, deployment, task_queue
+                ),
+                client,
+                watch,
+                args.wait_for_server,
+            )
+        except (RPCError, TriggerError) as exc:
+            print(
+                f"error: event subscription of {deployment.name}: {exc} "
+                "(--no-triggers starts the worker without touching it)",
+                file=sys.stderr,
+            )
+            return 1
+        if outcome != "none":
+            print(f"event subscription of {deployment.name}: {outcome}", flush=True)
     grace = timedelta(seconds=args.grace_seconds)
     async with running_worker(
         client,
@@ -720,7 +790,12 @@ async def _say_version(
     print(line, flush=True)
 
 
-async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) -> int:
+async def _trigger(
+    module: ModuleType,
+    args: argparse.Namespace,
+    params: Any,
+    resume: Resume | None = None,
+) -> int:
     watch = ServerWatch(args.address)
     client = await connect(
         args.address, args.namespace, patience=args.wait_for_server, watch=watch
@@ -729,6 +804,7 @@ async def _trigger(module: ModuleType, args: argparse.Namespace, params: Any) ->
         max_workers=args.max_workers,
         tags=tuple(args.tag),
         max_num_splits=args.max_num_splits,
+        resume=resume,
     )
     try:
         deployment = await deployment_of(module)

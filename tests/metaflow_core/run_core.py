@@ -32,9 +32,10 @@ datastore) with the scheduler executor; it is written to ``<out>/contexts.json``
 Cases the suite does not run under a scheduler are counted as not applicable, with the
 reason: ``SKIP_GRAPHS``/``ONLY_GRAPHS``/no node for a required step (run_tests says
 "not a valid combination"), the ``@parallel`` graph (schedulers set
-``disable_parallel``), resume tests (the scheduler executor skips them) and the
-``disabled_tests`` of the ``python3-argo-workflows`` and ``python3-all-local``
-contexts. Cases run one at a time, in a fixed order (graphs by name, tests by
+``disable_parallel``) and the ``disabled_tests`` of the ``python3-argo-workflows``
+and ``python3-all-local`` contexts. Resume tests, which the scheduler executor skips,
+go through run_tests' ``cli`` executor instead, with ``run`` standing in for create +
+trigger and ``resume [STEP]`` for the worker's ``resume [STEP] --origin-run-id``. Cases run one at a time, in a fixed order (graphs by name, tests by
 ``PRIORITY`` then name).
 
 Run it locally (from the repository root, in its virtualenv, Metaflow 2.19.x)::
@@ -150,6 +151,7 @@ class Scheduler:
         self.params: list[str] = []
         self.worker_log: Path | None = None
         self.restore = None  # metaflow.Flow while answer_poll stands in for it
+        self.top_count = 0  # how many top-level options the context gives
 
     def start_case(self, case: str, params: list[str], worker_log: Path) -> None:
         self.case, self.params, self.worker_log = case, params, worker_log
@@ -161,6 +163,25 @@ class Scheduler:
             return self.create(cmd, kw["env"])
         if cmd[2:3] == ["test_flow.py"] and cmd[-4:-2] == [SCHEDULER, "trigger"]:
             return self.trigger(cmd, kw["env"], run_id_file=cmd[-1])
+        # resume cases go through run_tests' cli executor: `test_flow.py <top> run
+        # ...` becomes create + trigger, `... resume [STEP] ...` the worker's resume
+        mode = cmd[3 + self.top_count : 4 + self.top_count]
+        if cmd[2:3] == ["test_flow.py"] and mode == ["run"]:
+            top = cmd[: 3 + self.top_count]
+            created = self.create([*top, SCHEDULER, "create"], kw["env"])
+            if created.returncode:
+                return created
+            return self.trigger(cmd, kw["env"], run_id_file="run-id")
+        if cmd[2:3] == ["test_flow.py"] and mode == ["resume"]:
+            step = cmd[4 + self.top_count]
+            resume = ["resume"] + ([] if step.startswith("--") else [step])
+            origin = Path("run-id").read_text().strip()
+            return self.trigger(
+                cmd,
+                kw["env"],
+                run_id_file="run-id",
+                command=[*resume, "--origin-run-id", origin],
+            )
         return subprocess.run(cmd, **kw)
 
     def create(self, cmd, env):
@@ -230,14 +251,14 @@ class Scheduler:
             time.sleep(0.2)
         return done(0)
 
-    def trigger(self, cmd, env, run_id_file):
+    def trigger(self, cmd, env, run_id_file, command=("trigger",)):
         py = cmd[0]
         self.workflow_id = f"{self.task_queue}-{uuid.uuid4().hex[:8]}"
         args = [
             py,
             "-m",
             self.module,
-            "trigger",
+            *command,
             "--address",
             self.address,
             "--task-queue",
@@ -248,7 +269,7 @@ class Scheduler:
         for name in self.params:  # what `run` reads through click's auto_envvar_prefix
             key = "METAFLOW_RUN_" + name.upper()
             value = self.run_env.get(key, env.get(key))
-            if value is not None:
+            if value is not None and command[0] == "trigger":
                 args += ["--param", f"{name}={value}"]
         try:
             args += options(self.run_options, RUN_OPTIONS)
@@ -346,8 +367,6 @@ def not_applicable(formatter, graph, test, context, disabled_by) -> str | None:
         return "@parallel graph (scheduler contexts set disable_parallel)"
     if name in disabled_by:
         return "disabled_tests of " + disabled_by[name]
-    if formatter.should_resume:
-        return "resume test (the scheduler executor skips resume)"
     return None
 
 
@@ -510,6 +529,7 @@ def main() -> int:
         context["run_options"],
         workflow_status=not args.stock_poll,
     )
+    sched.top_count = len(context["top_options"])
     run_tests.subprocess = type(
         "subprocess",
         (),
@@ -570,8 +590,11 @@ def main() -> int:
                     contextlib.redirect_stdout(fh),
                 ):
                     try:
+                        # the scheduler executor skips resume tests; the cli one
+                        # runs them (run and resume stand in for trigger, above)
+                        executor = "cli" if formatter.should_resume else "scheduler"
                         ret, _ = run_tests.run_test(
-                            formatter, context, args.keep, checks, {}, "scheduler"
+                            formatter, context, args.keep, checks, {}, executor
                         )
                     except Exception:
                         traceback.print_exc(file=fh)

@@ -4,8 +4,10 @@ Two external suites exercise a Metaflow scheduler through the Deployer API:
 
 * ``ux``: Metaflow's ``test/ux/core`` (test_basic, test_dag, test_config,
   test_decorators, test_lifecycle, test_compliance), from a Metaflow checkout;
-* ``kit``: the compliance tests of ``metaflow-orchestrator-kit`` (``pip install
-  metaflow-orchestrator-kit omegaconf``), which use the flows of that same checkout.
+* ``kit``: the compliance tests of ``metaflow-orchestrator-kit`` (a test
+  dependency), which deploy the flows of that same checkout, or without one this
+  project's ``kit_flows`` (written here under the names the kit looks for; CI runs
+  it so, ``tests/test_orchestrator_kit.py``).
 
 Run them locally (about an hour for ``ux`` on two cores, five minutes for ``kit``)::
 
@@ -13,6 +15,7 @@ Run them locally (about an hour for ``ux`` on two cores, five minutes for ``kit`
     pip install -e ".[test]" omegaconf metaflow-orchestrator-kit
     python tests/orchestrator_suites/run_suites.py /tmp/metaflow            # both
     python tests/orchestrator_suites/run_suites.py /tmp/metaflow --suite kit
+    python tests/orchestrator_suites/run_suites.py --suite kit    # kit_flows
     python tests/orchestrator_suites/run_suites.py /tmp/metaflow --suite ux \\
         --files test_basic.py -k hello_world
 
@@ -103,6 +106,8 @@ markers =
     conda: needs conda
 """
 SERVER_READY_TIMEOUT = 60.0
+# this project's flows under the names the kit deploys (without a Metaflow checkout)
+KIT_FLOWS = Path(__file__).with_name("kit_flows")
 
 
 @dataclass
@@ -233,10 +238,13 @@ def prepare_ux(metaflow: Path, work: Path) -> Path:
     return target
 
 
-def prepare_kit(metaflow: Path, work: Path) -> Path:
-    flows = metaflow / "test" / "ux" / "core" / "flows"
-    if not flows.is_dir():
-        raise SystemExit(f"{metaflow} is not a Metaflow checkout (no test/ux/core)")
+def prepare_kit(metaflow: Path | None, work: Path) -> Path:
+    if metaflow is None:
+        flows = KIT_FLOWS
+    else:
+        flows = metaflow / "test" / "ux" / "core" / "flows"
+        if not flows.is_dir():
+            raise SystemExit(f"{metaflow} is not a Metaflow checkout (no test/ux/core)")
     target = work / "kit"
     target.mkdir()
     shutil.copytree(flows, target / "flows", ignore=_ignore)
@@ -453,7 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("metaflow", type=Path, help="a Metaflow checkout")
+    parser.add_argument(
+        "metaflow",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="a Metaflow checkout (needed for ux; the kit then deploys its flows, "
+        "else this project's kit_flows)",
+    )
     parser.add_argument("--suite", choices=("ux", "kit", "all"), default="all")
     parser.add_argument(
         "--files", nargs="+", default=list(UX_FILES), help="ux test files to run"
@@ -469,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         "pytest_args", nargs="*", help="more pytest arguments (after --)"
     )
     options = parser.parse_args(argv)
-    metaflow = options.metaflow.resolve()
+    metaflow = options.metaflow.resolve() if options.metaflow else None
+    if metaflow is None and options.suite != "kit":
+        parser.error("the ux suite needs a Metaflow checkout")
     work = (
         options.workdir.resolve()
         if options.workdir
