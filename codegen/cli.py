@@ -19,7 +19,10 @@ EXIT_STALE, EXIT_ERROR = 1, 2
 def add_generation_options(p: argparse.ArgumentParser) -> None:
     """The options that shape generated code: shared by generating and ``run``."""
     for name in TOP_LEVEL_OPTIONS:
-        p.add_argument(f"--{name}", help=f"Metaflow --{name} for every task")
+        p.add_argument(
+            f"--{name}",
+            help=f"Metaflow --{name} for every task (default: the worker's Metaflow config)",
+        )
     p.add_argument(
         "--with",
         dest="with_",

@@ -25,6 +25,22 @@ CATCH_ERROR_RETRIES = 3
 # (Metaflow's `run --max-workers` default)
 DEFAULT_MAX_WORKERS = 16
 
+# Metaflow's top-level options the runtime passes to every command explicitly, as
+# Metaflow's own runtime passes them to its tasks: option -> the Metaflow setting
+# (metaflow_config) ``python flow.py run`` takes its default from, and Metaflow's
+# default when nothing sets it. Given when generating, an option is pinned in the
+# module (``FlowRef.top_level``); else the worker reads the setting from its Metaflow
+# configuration (``runtime.settings``). ``--datastore-root`` is pinned too or follows
+# the datastore's ``DATASTORE_SYSROOT_<TYPE>``.
+METAFLOW_OPTIONS = {
+    "metadata": ("DEFAULT_METADATA", "local"),
+    "datastore": ("DEFAULT_DATASTORE", "local"),
+    "environment": ("DEFAULT_ENVIRONMENT", "local"),
+    "event-logger": ("DEFAULT_EVENT_LOGGER", "nullSidecarLogger"),
+    "monitor": ("DEFAULT_MONITOR", "nullSidecarMonitor"),
+}
+DATASTORE_ROOT_OPTION = "datastore-root"
+
 # Error types the step activity raises and the workflow tells apart: a task's user
 # code failed (counted against @retry, retried by the workflow), a task exited 0
 # without Metaflow's record that it completed, a task would exceed MAX_ATTEMPTS.

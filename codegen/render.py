@@ -14,6 +14,8 @@ from . import __version__
 from . import model as m
 from .contract import (
     COMPENSATE_WORKFLOW_SUFFIX,
+    DATASTORE_ROOT_OPTION,
+    METAFLOW_OPTIONS,
     LOOP_WORKFLOW_SUFFIX,
     PROGRESS_QUERY,
     RUNTIME_API,
@@ -183,6 +185,45 @@ def graph_lines(plan: Plan) -> list[str]:
     ]
 
 
+# Metaflow's settings every task gets explicitly (``contract.METAFLOW_OPTIONS`` and
+# the datastore root), in the order the generated comment names them.
+SETTINGS = ("metadata", "datastore", DATASTORE_ROOT_OPTION, *METAFLOW_OPTIONS)
+
+
+def settings_comment(top_level: tuple[str, ...]) -> list[str]:
+    """The lines of the comment that says which of Metaflow's settings the module
+    pins (given when generating) and which every worker takes from its own Metaflow
+    config, as ``python flow.py run`` does where it runs."""
+    pinned, given = [], set()
+    for i, arg in enumerate(top_level):
+        name, eq, value = arg[2:].partition("=")
+        if not arg.startswith("--") or name not in SETTINGS:
+            continue
+        if not eq:  # ``--name value``
+            if i + 1 >= len(top_level):
+                continue
+            value = top_level[i + 1]
+        pinned.append(f"--{name}={value}")
+        given.add(name)
+    rest = [s.replace("-", " ") for s in dict.fromkeys(SETTINGS) if s not in given]
+    sentences = (
+        "Metaflow settings pinned here (given when generating): "
+        + (", ".join(pinned) if pinned else "none")
+        + ".",
+        "From the worker's Metaflow config (its METAFLOW_* variables, then its config "
+        "files, as `python flow.py run` there): "
+        + (", ".join(rest) if rest else "none")
+        + "; also the service URL and storage credentials.",
+    )
+    return [
+        line
+        for text in sentences
+        for line in textwrap.wrap(
+            text, 86, break_long_words=False, break_on_hyphens=False
+        )
+    ]
+
+
 def _deployment(flow: m.Flow, branch: Branch | None) -> dict[str, Any]:
     """@project and @schedule constants, and the task queue the deployment is named by."""
     project = schedule = None
@@ -336,6 +377,7 @@ def render(plan: Plan, checked: Checked, target: Target) -> dict[str, str]:
         "deploy_time_defaults": deploy_time_defaults(flow),
         "mutators": [f"@{d.name} ({_where(d.pos)})" for d in flow.mutators],
         "top_level": target.options.top_level,
+        "settings_comment": settings_comment(target.options.top_level),
         "tags": target.options.tags,
         "init_options": target.init_options,
         "max_workers": target.options.max_workers,

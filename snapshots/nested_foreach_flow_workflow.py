@@ -31,6 +31,10 @@ with workflow.unsafe.imports_passed_through():
 RUNTIME_API = 3
 rt.require_api(RUNTIME_API)
 
+# Metaflow settings pinned here (given when generating): none.
+# From the worker's Metaflow config (its METAFLOW_* variables, then its config files, as
+# `python flow.py run` there): metadata, datastore, datastore root, environment, event
+# logger, monitor; also the service URL and storage credentials.
 FLOW = rt.FlowRef(
     name="NestedForeachFlow",
     file="../examples/nested_foreach.py",

@@ -485,3 +485,86 @@ def test_cancelling_a_run_kills_its_running_task(mf_env, temporal_env):
             return pgid
 
     temporal_env.run(scenario())
+
+
+def test_unpinned_options_come_from_the_metaflow_config(tmp_path):
+    """Options the module does not pin: the environment, then the local config (the
+    first .metaflow walking up from the task's directory), then the global one
+    ($METAFLOW_HOME, a profile), then Metaflow's default; pinned ones win."""
+    import json
+
+    from mf_temporal_codegen.runtime.activities import resolved_options
+
+    home, work = tmp_path / "home", tmp_path / "project" / "sub"
+    (tmp_path / "project" / ".metaflow").mkdir(parents=True)
+    home.mkdir()
+    work.mkdir()
+    env = {"METAFLOW_HOME": str(home), "METAFLOW_DATASTORE_SYSROOT_LOCAL": "/data"}
+
+    def options(top=(), **extra):
+        found = resolved_options(top, {**env, **extra}, work)
+        if found[:2] == ["--metadata", "local"]:  # (pinned as two arguments)
+            found[:2] = ["--metadata=local"]
+        return dict(a[2:].split("=", 1) for a in found)
+
+    assert options() == {
+        "metadata": "local",
+        "datastore": "local",
+        "environment": "local",
+        "event-logger": "nullSidecarLogger",
+        "monitor": "nullSidecarMonitor",
+        "datastore-root": "/data/.metaflow",
+    }
+    (home / "config.json").write_text(
+        json.dumps(
+            {
+                "METAFLOW_DEFAULT_DATASTORE": "s3",
+                "METAFLOW_DATASTORE_SYSROOT_S3": "s3://global/mf",
+                "METAFLOW_DEFAULT_METADATA": "service",
+                "METAFLOW_DEFAULT_MONITOR": "debugMonitor",
+            }
+        )
+    )
+    (home / "config_other.json").write_text(
+        json.dumps({"METAFLOW_DEFAULT_EVENT_LOGGER": "debugLogger"})
+    )
+    (tmp_path / "project" / ".metaflow" / "config.json").write_text(
+        json.dumps({"METAFLOW_DATASTORE_SYSROOT_S3": "s3://local/mf"})
+    )
+    found = options()
+    assert (found["datastore"], found["datastore-root"]) == ("s3", "s3://local/mf")
+    assert (found["metadata"], found["monitor"]) == ("service", "debugMonitor")
+    found = options(METAFLOW_DATASTORE_SYSROOT_S3="s3://env/mf")
+    assert found["datastore-root"] == "s3://env/mf"
+    assert options(METAFLOW_PROFILE="other")["event-logger"] == "debugLogger"
+    assert options(METAFLOW_PROFILE="other")["datastore"] == "local"
+    pinned = options(("--metadata", "local", "--datastore=local", "--with=retry"))
+    assert (pinned["datastore"], pinned["metadata"]) == ("local", "local")
+    assert pinned["datastore-root"] == "/data/.metaflow"
+    with pytest.raises(ApplicationError, match="METAFLOW_PROFILE 'missing'"):
+        options(METAFLOW_PROFILE="missing")
+    with pytest.raises(ApplicationError, match="set METAFLOW_DATASTORE_SYSROOT_GS"):
+        options(METAFLOW_DEFAULT_DATASTORE="gs")
+    with pytest.raises(ApplicationError, match="unknown Metaflow --metadata 'nope'"):
+        options(METAFLOW_DEFAULT_METADATA="nope")
+
+
+def test_a_worker_resolves_the_options_once(tmp_path, monkeypatch):
+    """Every task of a worker gets the same options, even if the config changes
+    while it runs (one run's tasks never use two datastores)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("METAFLOW_HOME", str(home))
+    monkeypatch.setenv("METAFLOW_DATASTORE_SYSROOT_LOCAL", str(tmp_path))
+    for var in ("METAFLOW_DEFAULT_DATASTORE", "METAFLOW_DEFAULT_METADATA"):
+        monkeypatch.delenv(var, raising=False)
+    acts = MetaflowActivities(FLOWS, workdir=tmp_path)
+    flow = FlowRef("LinearFlow", "linear_flow.py")
+    first = acts._task(flow, "r", "start", "t", {}, 0)
+    (home / "config.json").write_text('{"METAFLOW_DEFAULT_METADATA": "service"}')
+    again = acts._task(flow, "r", "end", "t", {"METAFLOW_DEFAULT_DATASTORE": "s3"}, 0)
+    assert first.top == again.top
+    assert "--metadata=local" in first.top and "--datastore=local" in first.top
+    assert first.store.TYPE == "local"
+    fresh = MetaflowActivities(FLOWS, workdir=tmp_path)
+    assert "--metadata=service" in fresh._task(flow, "r", "start", "t", {}, 0).top

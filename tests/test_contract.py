@@ -58,3 +58,32 @@ def test_worker_of_a_module_for_another_api_exits_2_in_one_line(tmp_path):
         "installed version (its REGENERATE command), or install the version that "
         "generated it"
     ]
+
+
+def test_metaflow_option_defaults_are_metaflows(tmp_path):
+    """With nothing configured (no METAFLOW_* variables, no config files) Metaflow's
+    settings are the defaults ``contract.METAFLOW_OPTIONS`` falls back to."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    names = [name for name, _ in contract.METAFLOW_OPTIONS.values()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOW_")}
+    env["METAFLOW_HOME"] = str(tmp_path / "home")
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from metaflow import metaflow_config as c; "
+            "print(json.dumps([getattr(c, n) for n in sys.argv[1:]]))",
+            *names,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    defaults = [default for _, default in contract.METAFLOW_OPTIONS.values()]
+    assert json.loads(found.stdout) == defaults

@@ -111,3 +111,30 @@ def test_generated_module_imports_and_validates(flow_file, tmp_path, temporal_en
             )
 
         temporal_env.run(construct())
+
+
+def test_the_module_says_which_metaflow_settings_it_pins(tmp_path):
+    from mf_temporal_codegen.render import settings_comment
+
+    assert settings_comment(()) == [
+        "Metaflow settings pinned here (given when generating): none.",
+        "From the worker's Metaflow config (its METAFLOW_* variables, then its config "
+        "files, as",
+        "`python flow.py run` there): metadata, datastore, datastore root, "
+        "environment, event",
+        "logger, monitor; also the service URL and storage credentials.",
+    ]
+    out = tmp_path / "out"
+    result = _cli("examples/hello.py", "-o", str(out), "--datastore=local")
+    assert result.returncode == 0, result.stderr
+    source = (out / "hello_flow_workflow.py").read_text()
+    assert (
+        "# Metaflow settings pinned here (given when generating): --datastore=local.\n"
+        "# From the worker's Metaflow config (its METAFLOW_* variables, then its "
+        "config files, as\n# `python flow.py run` there): metadata, datastore root,"
+    ) in source
+    assert source.index("# Metaflow settings pinned") < source.index("FLOW = rt.")
+    pinned = settings_comment(("--with=retry", "--metadata", "service", "--branch=x"))
+    assert pinned[0] == "Metaflow settings pinned here (given when generating): " + (
+        "--metadata=service."
+    )

@@ -25,14 +25,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import quote
 
-from metaflow import metaflow_config_funcs
 from metaflow.datastore import FlowDataStore, TaskDataStore
 from metaflow.datastore.exceptions import DataException
+from metaflow.plugins.datastores.local_storage import LocalStorage
 from metaflow.metaflow_environment import MetaflowEnvironment
 from metaflow.mflog import TASK_LOG_SOURCE
 from metaflow.mflog.mflog import parse
 from metaflow.plugins import (
     DATASTORES,
+    ENVIRONMENTS,
     LOGGING_SIDECARS,
     METADATA_PROVIDERS,
     MONITOR_SIDECARS,
@@ -44,7 +45,9 @@ from temporalio.exceptions import ApplicationError
 
 from ..compensate import STEP_PREFIX
 from ..contract import (
+    DATASTORE_ROOT_OPTION,
     MAX_ATTEMPTS,
+    METAFLOW_OPTIONS,
     TASK_DECORATOR,
     TASK_FAILED,
     TASK_METADATA_ENV,
@@ -62,7 +65,7 @@ from .attempts import (
 )
 from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
-from . import cloning, flow_facts
+from . import cloning, flow_facts, settings
 from .payloads import (
     PARAMETERS_TASK_ID,
     CloneRequest,
@@ -78,14 +81,14 @@ from .payloads import (
     TaskResult,
 )
 
-# Top-level options every command gets unless the generated FlowRef overrides them.
-DEFAULT_OPTIONS = (
-    ("metadata", "local"),
-    ("datastore", "local"),
-    ("environment", "local"),
-    ("event-logger", "nullSidecarLogger"),
-    ("monitor", "nullSidecarMonitor"),
-)
+# Values Metaflow's CLI accepts for each of METAFLOW_OPTIONS (its click choices).
+OPTION_CHOICES = {
+    "metadata": lambda: [p.TYPE for p in METADATA_PROVIDERS],
+    "datastore": lambda: [d.TYPE for d in DATASTORES],
+    "environment": lambda: ["local", *(e.TYPE for e in ENVIRONMENTS)],
+    "event-logger": lambda: list(LOGGING_SIDECARS),
+    "monitor": lambda: list(MONITOR_SIDECARS),
+}
 STDERR_TAIL_LINES = 20
 # A failed task's stderr is searched for its last traceback in this many last lines.
 STDERR_SEARCH_LINES = 400
@@ -116,7 +119,10 @@ class MetaflowActivities:
     cwd when the activities are created), as ``python path/to/flow.py run`` runs its
     tasks where it was started: the flow file is passed relative to it when it lies
     inside it, and the local datastore is found from it as Metaflow finds it. ``env``
-    is the base environment of every task (default: this process's). ``on_event``
+    is the base environment of every task (default: this process's); the Metaflow
+    settings the module does not pin (datastore and its root, metadata ...) are read
+    from it and Metaflow's config files once, as ``python flow.py run`` reads them,
+    and passed to every task explicitly (:func:`resolved_options`). ``on_event``
     receives ``{"event": "started"|"finished"|"failed", ...}`` dicts for live
     progress, and with ``task_output`` also ``{"event": "output", "stream", "line",
     "pid", ...}`` for every line a task prints. ``ui_url`` (default:
@@ -144,6 +150,8 @@ class MetaflowActivities:
         # (flow, run id) -> the local config file of its tasks, for the latest runs
         self._config_files: dict[tuple[str, str], str] = {}
         self.env = dict(os.environ if env is None else env)
+        # FlowRef.top_level -> the top-level options of its tasks, every one explicit
+        self._options: dict[tuple[str, ...], list[str]] = {}
         self.ui_url = (ui_url or self.env.get(UI_URL_VARIABLE) or "").rstrip("/")
         self.on_event = on_event
         # Per-task files (logs, long input paths) live here under unique names: a
@@ -255,18 +263,9 @@ class MetaflowActivities:
                 )
             if not await asyncio.to_thread(task.is_done, 0):
                 raise _not_recorded(task)
-        num_splits, next_step = await asyncio.to_thread(
-            task.read_back, req.read_num_splits, req.read_transition
-        )
-        return TaskResult(
-            step=req.step,
-            task_id=req.task_id,
-            path=task.path,
-            num_splits=num_splits,
-            next_step=next_step,
-        )
+        return await self._result(task, req)
 
-    async def _result(self, task: _Task, req: StepRequest) -> TaskResult:
+    async def _result(self, task: _Task, req: StepRequest | CloneRequest) -> TaskResult:
         """What the workflow needs of ``task``'s finished attempt."""
         num_splits, next_step = await asyncio.to_thread(
             task.read_back, req.read_num_splits, req.read_transition
@@ -475,7 +474,14 @@ class MetaflowActivities:
             for var in ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER")
         ):
             env["USERNAME"] = DEFAULT_USER
-        top, store = top_level_options(flow, env, self.workdir)
+        # (resolved once per worker from its env, as Metaflow's runtime resolves them
+        # once per run: one run's tasks never end up in two datastores)
+        args = self._options.get(flow.top_level)
+        if args is None:
+            args = resolved_options(flow.top_level, self.env, self.workdir)
+            self._options[flow.top_level] = args
+        top = ["--quiet", "--no-pylint", *args]
+        store = flow_datastore(flow.name, args)
         return _Task(
             flow=flow,
             flow_file=flow_file,
@@ -795,39 +801,86 @@ def _not_recorded(task: _Task) -> ApplicationError:
 def top_level_options(
     flow: FlowRef, env: Mapping[str, str], workdir: Path
 ) -> tuple[list[str], FlowDataStore]:
-    """The ``<top>`` options of every command, and the datastore they point at.
+    """The ``<top>`` options of every command, and the datastore they point at (see
+    :func:`resolved_options`)."""
+    args = resolved_options(flow.top_level, env, workdir)
+    return ["--quiet", "--no-pylint", *args], flow_datastore(flow.name, args)
 
-    Defaults are explicit, and the datastore root is resolved once here and passed as
-    ``--datastore-root`` so the task, its logs and the read-back all use the same one.
+
+def resolved_options(
+    top_level: Sequence[str], env: Mapping[str, str], workdir: Path
+) -> list[str]:
+    """``top_level`` (the generated ``FlowRef.top_level``) with every option of
+    ``METAFLOW_OPTIONS`` and ``--datastore-root`` made explicit.
+
+    An option the module pins is kept; any other is what Metaflow's configuration
+    says for a process with environment ``env`` started in ``workdir`` (as ``python
+    flow.py run`` there takes its defaults: :mod:`.settings`), else Metaflow's
+    default. The datastore root is resolved here too, as Metaflow resolves it, so
+    that the task, its logs and the worker's read-back use the same datastore (and
+    Metaflow's runtime, too, hands its tasks these options explicitly).
     """
-    args = list(flow.top_level)
-    for name, default in DEFAULT_OPTIONS:
-        if _option(args, name) is None:
-            args.append(f"--{name}={default}")
+    args = list(top_level)
+    try:
+        for option, (name, default) in METAFLOW_OPTIONS.items():
+            if _option(args, option) is None:
+                value = settings.setting(name, env, workdir)
+                value = default if value is None else str(value)
+                _check_choice(option, value, f"METAFLOW_{name} in Metaflow's config")
+                args.append(f"--{option}={value}")
+            else:
+                _check_choice(option, _option(args, option), "given when generating")
+        ds_type = _option(args, "datastore")
+        impl = next(d for d in DATASTORES if d.TYPE == ds_type)
+        if _option(args, DATASTORE_ROOT_OPTION) is None:
+            root = _datastore_root(impl, env, workdir)
+            args.append(f"--{DATASTORE_ROOT_OPTION}={root}")
+    except settings.ConfigError as err:
+        raise ApplicationError(str(err), non_retryable=True) from None
+    return args
+
+
+def flow_datastore(flow_name: str, args: Sequence[str]) -> FlowDataStore:
+    """The datastore of ``flow_name`` that resolved options ``args`` name."""
     ds_type = _option(args, "datastore")
-    impl = next((d for d in DATASTORES if d.TYPE == ds_type), None)
-    if impl is None:
+    impl = next(d for d in DATASTORES if d.TYPE == ds_type)
+    return FlowDataStore(
+        flow_name, storage_impl=impl, ds_root=_option(args, DATASTORE_ROOT_OPTION)
+    )
+
+
+def _check_choice(option: str, value: str | None, source: str) -> None:
+    choices = OPTION_CHOICES[option]()
+    if value not in choices:
         raise ApplicationError(
-            f"unknown Metaflow datastore {ds_type!r}", non_retryable=True
+            f"unknown Metaflow --{option} {value!r} ({source}; Metaflow has "
+            + ", ".join(choices)
+            + ")",
+            non_retryable=True,
         )
-    root = _option(args, "datastore-root")
-    if root is None:
-        root = _datastore_root(impl, env, workdir)
-        args.append(f"--datastore-root={root}")
-    store = FlowDataStore(flow.name, storage_impl=impl, ds_root=root)
-    return ["--quiet", "--no-pylint", *args], store
 
 
 def _datastore_root(impl, env: Mapping[str, str], workdir: Path) -> str:
-    """Metaflow's own root resolution (``LocalStorage.get_datastore_root_from_config``),
-    from the task's env and the directory it runs in: ``$SYSROOT/.metaflow``, else the
-    first ``.metaflow`` walking up from ``workdir``, else a new one in ``workdir``."""
-    if impl.TYPE != "local":
-        return impl.get_datastore_root_from_config(lambda *a, **k: None)
-    var = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
-    sysroot = env.get(var) if var in env else _config_value(var)
+    """Metaflow's own root resolution (``get_datastore_root_from_config``) for a
+    process with environment ``env`` started in ``workdir``:
+    ``METAFLOW_DATASTORE_SYSROOT_<TYPE>`` from the environment or Metaflow's config
+    files; for the local datastore ``$SYSROOT/.metaflow``, else the first
+    ``.metaflow`` walking up from ``workdir``, else a new one in ``workdir``."""
+    name = "DATASTORE_SYSROOT_" + impl.TYPE.upper()
+    sysroot = settings.setting(name, env, workdir)
+    if not issubclass(impl, LocalStorage):
+        if sysroot is None:  # (a datastore of an extension may find its root itself)
+            sysroot = impl.get_datastore_root_from_config(lambda *a, **k: None)
+        if not sysroot:
+            raise ApplicationError(
+                f"Metaflow's {impl.TYPE} datastore has no root: set METAFLOW_{name} "
+                "where the worker runs (or in its Metaflow config), or generate "
+                "with --datastore-root",
+                non_retryable=True,
+            )
+        return str(sysroot)
     if sysroot is not None:  # (a relative one is relative to the task's cwd)
-        return os.path.join(workdir, sysroot, impl.DATASTORE_DIR)
+        return os.path.join(workdir, str(sysroot), impl.DATASTORE_DIR)
     here = os.path.realpath(os.path.join(workdir, impl.DATASTORE_DIR))
     if os.path.isdir(here):
         return here
@@ -836,17 +889,6 @@ def _datastore_root(impl, env: Mapping[str, str], workdir: Path) -> str:
             return str(directory / impl.DATASTORE_DIR)
     os.makedirs(here, exist_ok=True)
     return here
-
-
-def _config_value(name: str) -> str | None:
-    """A value from Metaflow's config files (not the environment)."""
-    for config in (
-        metaflow_config_funcs.METAFLOW_LOCAL_CONFIG,
-        metaflow_config_funcs.METAFLOW_CONFIG,
-    ):
-        if config and config.get(name):
-            return config[name]
-    return None
 
 
 def _init_options(options: Sequence[str], flow_dir: Path) -> list[str]:

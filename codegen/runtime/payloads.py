@@ -35,7 +35,9 @@ class FlowRef:
     name: str
     file: str
     # Top-level options fixed at generation time (``--metadata=local``,
-    # ``--with=retry``, ``--branch=x`` ...), forwarded to init and every step.
+    # ``--with=retry``, ``--branch=x`` ...), forwarded to init and every step. Those of
+    # ``contract.METAFLOW_OPTIONS`` (and ``--datastore-root``) not fixed here are
+    # taken from the worker's Metaflow config, and passed explicitly too.
     top_level: tuple[str, ...] = ()
     # Run tags fixed at generation time (``--tag``).
     tags: tuple[str, ...] = ()

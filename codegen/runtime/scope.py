@@ -266,15 +266,22 @@ class Run:
                     tracker.task(spec.name, tid, progress.CANCELLED, attempt)
                     raise
         tracker.task(spec.name, tid, progress.SUCCEEDED, result.attempt)
+        return self._finished(spec, iteration, result)
+
+    def _finished(
+        self, spec: StepSpec, iteration: int, result: TaskResult, cloned: bool = False
+    ) -> Task:
+        """The task ``result`` reports, counted."""
         self.shared.count(spec.name)
         return Task(
             step=spec.name,
-            task_id=tid,
+            task_id=result.task_id,
             path=result.path,
             scope=self.scope,
             iteration=iteration,
             num_splits=result.num_splits,
             next_step=result.next_step,
+            cloned=cloned,
         )
 
     async def _clone(
@@ -308,17 +315,7 @@ class Run:
             tracker.task(spec.name, tid, _ended(err), error=_first_line(err))
             raise
         tracker.task(spec.name, tid, progress.CLONED)
-        self.shared.count(spec.name)
-        return Task(
-            step=spec.name,
-            task_id=tid,
-            path=result.path,
-            scope=self.scope,
-            iteration=iteration,
-            num_splits=result.num_splits,
-            next_step=result.next_step,
-            cloned=True,
-        )
+        return self._finished(spec, iteration, result, cloned=True)
 
     async def iterate(self, spec: StepSpec, task: Task) -> Task:
         """Run the switch ``spec`` again after it chose itself. Once this workflow's

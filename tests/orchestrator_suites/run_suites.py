@@ -3,7 +3,8 @@
 Two external suites exercise a Metaflow scheduler through the Deployer API:
 
 * ``ux``: Metaflow's ``test/ux/core`` (test_basic, test_dag, test_config,
-  test_decorators, test_lifecycle, test_compliance), from a Metaflow checkout;
+  test_decorators, test_lifecycle, test_compliance, test_resume), from a Metaflow
+  checkout;
 * ``kit``: the compliance tests of ``metaflow-orchestrator-kit`` (a test
   dependency), which deploy the flows of that same checkout, or without one this
   project's ``kit_flows`` (written here under the names the kit looks for; CI runs
@@ -78,6 +79,7 @@ UX_FILES = (
     "test_decorators.py",
     "test_lifecycle.py",
     "test_compliance.py",
+    "test_resume.py",
 )
 SEARCH_ATTRIBUTES = (
     "MetaflowFlow=Keyword",
