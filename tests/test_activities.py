@@ -568,3 +568,25 @@ def test_a_worker_resolves_the_options_once(tmp_path, monkeypatch):
     assert first.store.TYPE == "local"
     fresh = MetaflowActivities(FLOWS, workdir=tmp_path)
     assert "--metadata=service" in fresh._task(flow, "r", "start", "t", {}, 0).top
+
+
+def test_local_metadata_root_exists_before_the_first_task(tmp_path):
+    """With an object-store datastore and local metadata, a fresh host's worker makes
+    the local metadata root once, up front: concurrent first tasks would race to
+    create it (FileExistsError)."""
+    from mf_temporal_codegen.runtime.activities import resolved_options
+
+    work = tmp_path / "fresh-host"
+    work.mkdir()
+    env = {
+        "METAFLOW_HOME": str(tmp_path / "home"),
+        "METAFLOW_DEFAULT_DATASTORE": "s3",
+        "METAFLOW_DATASTORE_SYSROOT_S3": "s3://bucket/mf",
+        "METAFLOW_DEFAULT_METADATA": "local",
+    }
+    resolved_options((), env, work)
+    assert (work / ".metaflow").is_dir()
+    again = tmp_path / "other-host"
+    again.mkdir()
+    resolved_options((), {**env, "METAFLOW_DEFAULT_METADATA": "service"}, again)
+    assert not (again / ".metaflow").exists()

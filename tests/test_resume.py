@@ -315,3 +315,32 @@ def _wait_successful(pathspec: str, timeout: float = 240) -> None:
             pass
         time.sleep(1)
     raise AssertionError(f"{pathspec} did not succeed in {timeout}s")
+
+
+def test_compensations_run_for_resumed_tasks_only(tmp_path, temporal_env, mf_env):
+    """The origin's compensations ran with it; in the resumed run, a failure undoes
+    what ran again (b), never what was cloned (start, a)."""
+    ledger = tmp_path / "ledger"
+    module = load_module(
+        ROOT / "tests" / "flows" / "saga_linear_flow.py", tmp_path / "s"
+    )
+    result, handle = run_on_temporal(
+        temporal_env, module, module.PARAMS(ledger=str(ledger))
+    )
+    assert isinstance(result, WorkflowFailureError), result
+    origin_id = f"temporal-{handle.first_execution_run_id}"
+    before = len(ledger.read_text().splitlines())
+    result, handle = run_on_temporal(
+        temporal_env,
+        module,
+        module.PARAMS(),
+        options=RunOptions(resume=Resume(origin_id, step_to_rerun="b")),
+    )
+    assert isinstance(result, WorkflowFailureError), result
+    assert ledger.read_text().splitlines()[before:] == [
+        "do b",
+        "do end",
+        "undo b succeeded 111",
+    ]
+    resumed = _run(f"SagaLinearFlow/temporal-{handle.first_execution_run_id}")
+    assert resumed["a"].task.metadata_dict.get("origin-task-id") == "a"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import tempfile
 import sys
 import time
@@ -700,15 +701,25 @@ class _Task:
         as the flow's author wants it (:mod:`.failures`): the exception line first,
         then the task and attempt, then the traceback once."""
         found = self.recorded_failure()
+        why = None
         if found is None:
             lines = _log_lines(stderr_log) if stderr_log is not None else []
             found = failures.of_stderr(lines)
+            if failures.is_import_error(found.headline) and not self.started():
+                why = (
+                    f"The worker on {socket.gethostname()} cannot import what "
+                    f"{self.flow_arg} needs, so Metaflow never started the task: the "
+                    "flow's Python dependencies are the worker pool's business; "
+                    "install them where the workers run."
+                )
         where = (
             f"Metaflow task {self.pathspec} (attempt {self.attempt}) failed "
             f"with exit code {exit_code}" + (f" {note}" if note else "")
         )
         return ApplicationError(
-            "\n".join(part for part in (found.headline, where, found.body) if part),
+            "\n".join(
+                part for part in (found.headline, why, where, found.body) if part
+            ),
             {
                 "pathspec": self.pathspec,
                 "attempt": self.attempt,
@@ -835,6 +846,13 @@ def resolved_options(
         if _option(args, DATASTORE_ROOT_OPTION) is None:
             root = _datastore_root(impl, env, workdir)
             args.append(f"--{DATASTORE_ROOT_OPTION}={root}")
+        if _option(args, "metadata") == "local" and ds_type != "local":
+            # Metaflow's local metadata finds its root as the local datastore does,
+            # creating it when absent: made here, once, the first tasks on a fresh
+            # host do not race to create it (FileExistsError)
+            _datastore_root(
+                next(d for d in DATASTORES if d.TYPE == "local"), env, workdir
+            )
     except settings.ConfigError as err:
         raise ApplicationError(str(err), non_retryable=True) from None
     return args

@@ -53,6 +53,13 @@ def of_exception(type_name: str, message: str, stacktrace: str | None) -> Failur
     return Failure(headline(type_name, message), body.rstrip())
 
 
+def is_import_error(headline: str | None) -> bool:
+    """Whether a failure's exception line is Python failing to import a module."""
+    return headline is not None and headline.startswith(
+        ("ModuleNotFoundError:", "ImportError:")
+    )
+
+
 def of_stderr(lines: Sequence[str]) -> Failure:
     """The failure as the last traceback on stderr tells it, else its last lines."""
     starts = [i for i, line in enumerate(lines) if line.startswith(TRACEBACK)]

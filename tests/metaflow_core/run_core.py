@@ -83,6 +83,11 @@ TOP_OPTIONS = (
     "--monitor",
     "--with",
 )  # same names in the codegen CLI
+# resume tests of the unbounded-foreach tests the scheduler contexts disable
+UNBOUNDED_RESUME = {
+    "BasicUnboundedForeachResumeTest": "BasicUnboundedForeachTest",
+    "ResumeUBFJoinTest": "BasicUnboundedForeachTest",
+}
 RUN_OPTIONS = ("--tag", "--max-workers", "--max-num-splits")  # same names in trigger
 PROBE = (  # import the flow as `test_flow.py <scheduler> create` would; print METAFLOW_RUN_*
     "import json, os, runpy; runpy.run_path('test_flow.py', run_name='test_flow'); "
@@ -367,6 +372,11 @@ def not_applicable(formatter, graph, test, context, disabled_by) -> str | None:
         return "@parallel graph (scheduler contexts set disable_parallel)"
     if name in disabled_by:
         return "disabled_tests of " + disabled_by[name]
+    plain = UNBOUNDED_RESUME.get(name)
+    if plain in disabled_by:
+        return f"resume of {plain} (unbounded foreach): disabled_tests of " + (
+            disabled_by[plain]
+        )
     return None
 
 
