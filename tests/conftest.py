@@ -25,6 +25,7 @@ from metaflow.plugins.datastores.local_storage import LocalStorage
 from temporalio.client import Client
 
 from mf_temporal_codegen.runtime.devserver import DevServer, dev_server
+from s3 import s3_endpoint  # noqa: F401 (a fixture: a moto S3 server)
 
 
 class TemporalEnv:

@@ -12,82 +12,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from e2e import load_module, run_on_temporal
-from helpers import EXAMPLES, free_port
+from helpers import EXAMPLES
+from s3 import BUCKET, CREDENTIALS, keys
 
 pytestmark = pytest.mark.e2e
 
-BUCKET = "mf-temporal-config"
 SYSROOT = f"s3://{BUCKET}/metaflow"
 FLOW_FILE = EXAMPLES / "foreach.py"
 FLOW = "ForeachFlow"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture
-def s3_endpoint(tmp_path):
-    """A moto S3 server on a free loopback port, with the bucket; its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "moto.log").read_text()
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        _s3(url).create_bucket(Bucket=BUCKET)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _s3(url: str):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-
-def _keys(url: str, prefix: str) -> list[str]:
-    keys = []
-    for page in (
-        _s3(url).get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    ):
-        keys += [item["Key"] for item in page.get("Contents", [])]
-    return keys
-
-
 # The Client in a fresh interpreter: this one imported Metaflow's config before the
 # environment said s3 (it reads it once, at import).
 READ_RUNS = textwrap.dedent("""\
@@ -152,12 +88,12 @@ def test_tasks_use_the_workers_metaflow_config(
     run_id = ours.split("/", 1)[1]
 
     # everything the run stored is in S3 under the configured sysroot ...
-    keys = _keys(s3_endpoint, f"metaflow/{FLOW}/{run_id}/")
-    assert keys
+    stored = keys(s3_endpoint, f"metaflow/{FLOW}/{run_id}/")
+    assert stored
     for step in ("_parameters", "start", "square", "join", "end"):
-        assert any(k.split("/")[3] == step for k in keys), step
-    assert sum(k.endswith("/0.data.json") for k in keys) == 8  # init + 7 tasks
-    assert _keys(s3_endpoint, f"metaflow/{FLOW}/data/")  # the artifacts' content
+        assert any(k.split("/")[3] == step for k in stored), step
+    assert sum(k.endswith("/0.data.json") for k in stored) == 8  # init + 7 tasks
+    assert keys(s3_endpoint, f"metaflow/{FLOW}/data/")  # the artifacts' content
     # ... and nothing but the local metadata (METAFLOW_DEFAULT_METADATA=local) is on
     # the local disk: no task files, no artifacts, no logs, no leases
     written = [p for p in (local_runs / run_id).rglob("*") if p.is_file()]
@@ -178,7 +114,7 @@ def test_tasks_use_the_workers_metaflow_config(
     )
     assert native.returncode == 0, native.stdout + native.stderr
     theirs = f"{FLOW}/{id_file.read_text().strip()}"
-    assert _keys(s3_endpoint, f"metaflow/{theirs}/")
+    assert keys(s3_endpoint, f"metaflow/{theirs}/")
 
     read = subprocess.run(
         [sys.executable, "-c", READ_RUNS, ours, theirs],
