@@ -62,6 +62,22 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         help="Temporal's execution timeout of every run in seconds: a run still "
         "going then fails and its running tasks are killed (default: none)",
     )
+    p.add_argument(
+        "--queue",
+        dest="queues",
+        action="append",
+        default=[],
+        metavar="STEP=QUEUE",
+        help="run STEP's tasks on the task queue QUEUE, served by workers started "
+        "with `worker --queue QUEUE` (repeatable)",
+    )
+    p.add_argument(
+        "--gpu-queue",
+        default=None,
+        metavar="QUEUE",
+        help="run the tasks of every step with @resources(gpu=N), N > 0, on the task "
+        "queue QUEUE (a --queue of the step wins)",
+    )
     p.add_argument("--branch", help="@project branch")
     p.add_argument(
         "--production", action="store_true", help="@project production branch"
@@ -139,6 +155,11 @@ def options_from_args(args: argparse.Namespace) -> Options:
         flags.append(f"--max-workers={args.max_workers}")
     if args.workflow_timeout is not None:
         flags.append(f"--workflow-timeout={args.workflow_timeout}")
+    queues = _queues(args.queues)
+    for step, queue in queues:
+        flags.append(f"--queue={step}={queue}")
+    if args.gpu_queue:
+        flags.append(f"--gpu-queue={args.gpu_queue}")
     return Options(
         tuple(top),
         tuple(sorted(set(args.tag))),
@@ -147,8 +168,29 @@ def options_from_args(args: argparse.Namespace) -> Options:
         config_values=tuple(sorted((name, value) for name, value in args.config_value)),
         paths=tuple(args.paths),
         workflow_timeout=args.workflow_timeout,
+        queues=queues,
+        gpu_queue=args.gpu_queue or None,
         flags=tuple(flags),
     )
+
+
+def _queues(given: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--queue STEP=QUEUE`` values as sorted (step, queue) pairs (the last one
+    given for a step wins); :func:`check_generation_options` checked their form."""
+    pairs: dict[str, str] = {}
+    for value in given:
+        step, _, queue = value.partition("=")
+        pairs[step] = queue
+    return tuple(sorted(pairs.items()))
+
+
+def _bad_queue(args: argparse.Namespace) -> str | None:
+    """The first ``--queue`` value that is not ``STEP=QUEUE``, else None."""
+    for value in args.queues:
+        step, eq, queue = value.partition("=")
+        if not eq or not step.strip() or not queue.strip() or value != value.strip():
+            return value
+    return None
 
 
 def check_generation_options(args: argparse.Namespace) -> str | None:
@@ -157,6 +199,11 @@ def check_generation_options(args: argparse.Namespace) -> str | None:
         return "--max-workers must be at least 1"
     if args.workflow_timeout is not None and args.workflow_timeout < 1:
         return "--workflow-timeout must be at least 1 (seconds)"
+    bad = _bad_queue(args)
+    if bad is not None:
+        return f"--queue {bad!r} is not STEP=QUEUE"
+    if args.gpu_queue is not None and not args.gpu_queue.strip():
+        return "--gpu-queue needs a task queue name"
     if args.environment in ("conda", "pypi"):
         return (
             f"--environment={args.environment} is not supported: workers cannot "
@@ -173,6 +220,13 @@ def _option_hint(args: argparse.Namespace) -> str:
         )
     if args.workflow_timeout is not None and args.workflow_timeout < 1:
         return "pass --workflow-timeout S with S >= 1, or leave it out for no limit"
+    if _bad_queue(args) is not None or (
+        args.gpu_queue is not None and not args.gpu_queue.strip()
+    ):
+        return (
+            "name a step and a task queue, e.g. --queue train=gpu (repeatable), or "
+            "--gpu-queue gpu"
+        )
     return "install the packages where the worker runs and leave out --environment (or use --environment=local)"
 
 

@@ -35,6 +35,12 @@ class Options:
     paths: tuple[Path, ...] = ()
     # --workflow-timeout S: Temporal's execution timeout of every run (None: none)
     workflow_timeout: int | None = None
+    # --queue STEP=QUEUE: (step, task queue) pairs, sorted; those steps' tasks run on
+    # their own queue (a worker pool started with ``worker --queue QUEUE``)
+    queues: tuple[tuple[str, str], ...] = ()
+    # --gpu-queue QUEUE: the queue of every step whose @resources(gpu=N) has N > 0
+    # (a --queue of the step wins)
+    gpu_queue: str | None = None
     # the CLI flags that produced the options above (but --config), for the header
     flags: tuple[str, ...] = field(default=(), compare=False)
 

@@ -97,6 +97,8 @@ def _spec_args(options: StepOptions) -> list[tuple[str, Any]]:
             args.append(("env", options.env))
     if options.compensation is not None:
         args.append(("compensation", options.compensation))
+    if options.task_queue is not None:
+        args.append(("task_queue", options.task_queue))
     return args
 
 

@@ -34,6 +34,7 @@ from .cache import Cache
 from .cache import folder as cache_folder
 from .pipeline import Options, generate
 from .runtime.devserver import DevServerError, dev_server
+from .runtime.module_check import step_specs
 from .write import write_all
 
 # The worker side (Metaflow, Temporal's worker) is imported while the dev server
@@ -153,6 +154,27 @@ async def _serve_and_run(
             ui_url=server.ui_url if server is not None else None,
         )
     )
+    # steps routed to their own task queues (--queue, --gpu-queue): this process
+    # serves those queues too, with activity-only workers (a pool each)
+    routed = sorted({s.task_queue for s in step_specs(module).values() if s.task_queue})
+    for queue in routed:
+        await stack.enter_async_context(
+            worker.running_worker(
+                client,
+                module,
+                task_queue=queue,
+                launcher=launcher,
+                on_event=progress,
+                fail_fast=True,
+                task_output=True,
+                check=False,
+                ui_url=server.ui_url if server is not None else None,
+                search_attributes=False,
+                activities_only=True,
+            )
+        )
+    if routed:
+        say(f"also serving the routed steps' task queues: {', '.join(routed)}")
     handle = await worker.start_workflow(client, module, params, task_queue=task_queue)
     url = server.workflow_url(handle.id) if server else None
     say(f"workflow {handle.id}" + (f": {url}" if url else f" on {address}"))

@@ -11,7 +11,7 @@ reported; what comes after (plan, render) cannot fail on the user's flow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import model as m
 from .contract import CATCH_ERROR_RETRIES, MAX_ATTEMPTS, RETRY_MINUTES, RETRY_TIMES
@@ -53,6 +53,8 @@ class StepOptions:
     from_metaflow: bool = False
     # the step's @compensate method
     compensation: str | None = None
+    # the task queue its tasks run on (--queue, --gpu-queue); None: the flow's
+    task_queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ def validate(graph: Graph, options: Options) -> Checked:
     steps: dict[str, StepOptions] = {}
     for name in graph.order:
         with errors.guard():
-            steps[name] = _step_options(graph[name].step, flow, withs)
+            step = graph[name].step
+            queue = _task_queue(step, options, withs)
+            steps[name] = replace(_step_options(step, flow, withs), task_queue=queue)
+    with errors.guard():
+        _check_queues(flow, options)
     project: Branch | None = None
     with errors.guard():
         project = branch(flow, options.top_level)
@@ -144,6 +150,41 @@ def _evaluated(deco: m.Decorator, key: str, pos: Pos) -> Evaluated:
         else deco.code_of(key) or repr(value)
     )
     return Evaluated(f"@{deco.name}({key}={code})", pos)
+
+
+def _check_queues(flow: m.Flow, options: Options) -> None:
+    """Every ``--queue STEP=QUEUE`` names a step of ``flow``."""
+    names = {s.name for s in flow.steps}
+    for step, queue in options.queues:
+        if step not in names:
+            raise CodegenError(
+                flow.pos,
+                f"--queue {step}={queue}: flow {flow.name} has no step {step}",
+                "name one of its steps: " + ", ".join(sorted(names)),
+            )
+
+
+def _task_queue(step: m.Step, options: Options, withs: Withs) -> str | None:
+    """The task queue ``step``'s tasks run on: its ``--queue``, else ``--gpu-queue``
+    when its ``@resources(gpu=N)`` (or ``--with resources:gpu=N``) has N > 0, else
+    None (the flow's queue)."""
+    given = dict(options.queues).get(step.name)
+    if given is not None or options.gpu_queue is None:
+        return given
+    resources = _decorator_or_with(step, "resources", withs)
+    if resources is None or resources.arg("gpu") is None:
+        return None
+    gpu = _number(resources, "gpu", 0)
+    if isinstance(gpu, m.Deferred):
+        raise CodegenError(
+            resources.pos_of("gpu"),
+            f"--gpu-queue {options.gpu_queue}: step {step.name}'s @resources(gpu="
+            f"{gpu.code}) is computed, so the generator cannot tell whether it "
+            "asks for GPUs",
+            f"write the number in the source (a literal or a module constant), or "
+            f"route the step explicitly with --queue {step.name}={options.gpu_queue}",
+        )
+    return options.gpu_queue if gpu > 0 else None
 
 
 def _step_options(step: m.Step, flow: m.Flow, withs: Withs) -> StepOptions:

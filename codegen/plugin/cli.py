@@ -125,6 +125,20 @@ def temporal(obj: Any, address: str | None = None, namespace: str | None = None)
 )
 @click.option("--tag", "tags", multiple=True, help="tag every run (repeatable)")
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="STEP=QUEUE",
+    help="run STEP's tasks on the task queue QUEUE, served by a worker pool started "
+    "with `worker --queue QUEUE` (repeatable)",
+)
+@click.option(
+    "--gpu-queue",
+    default=None,
+    metavar="QUEUE",
+    help="run every step with @resources(gpu=N), N > 0, on the task queue QUEUE",
+)
+@click.option(
     "--worker/--no-worker",
     default=False,
     show_default=True,
@@ -140,6 +154,8 @@ def create(
     max_workers: int,
     workflow_timeout: int | None,
     tags: tuple[str, ...],
+    queues: tuple[str, ...],
+    gpu_queue: str | None,
     worker: bool,
     deployer_attribute_file: str | None,
 ):
@@ -155,6 +171,8 @@ def create(
         tags=tags,
         max_workers=max_workers,
         workflow_timeout=workflow_timeout,
+        queues=queues,
+        gpu_queue=gpu_queue,
     )
     obj.echo(f"Generating *{outdir}* for *{obj.flow.name}*...", bold=True)
     code = deploy.generate(argv)

@@ -60,6 +60,8 @@ def generator_argv(
     tags: tuple[str, ...],
     max_workers: int,
     workflow_timeout: int | None,
+    queues: tuple[str, ...] = (),
+    gpu_queue: str | None = None,
 ) -> list[str]:
     """``mf-temporal-codegen``'s arguments for what this command line asks: the
     top-level options the generator forwards to every task (``--with``, ``--branch``,
@@ -92,6 +94,9 @@ def generator_argv(
         argv.append(f"--max-workers={max_workers}")
     if workflow_timeout is not None:
         argv.append(f"--workflow-timeout={workflow_timeout}")
+    argv += [f"--queue={queue}" for queue in queues]
+    if gpu_queue is not None:
+        argv.append(f"--gpu-queue={gpu_queue}")
     return argv
 
 

@@ -230,6 +230,7 @@ class Run:
                     ),
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=f"{spec.name}/{tid} (attempt {attempt})",
+                    **_routed(spec),
                 )
                 break
             except ActivityError as err:
@@ -310,6 +311,7 @@ class Run:
                 start_to_close_timeout=CLONE_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"{spec.name}/{tid} cloned from {plan.origin_run_id}",
+                **_routed(spec),
             )
         except BaseException as err:
             tracker.task(spec.name, tid, _ended(err), error=_first_line(err))
@@ -528,6 +530,12 @@ class Run:
             "static_details": f"**Metaflow run** `{pathspec}`\n"
             f"**Parent workflow** `{workflow.info().workflow_id}`",
         }
+
+
+def _routed(spec: StepSpec) -> dict[str, Any]:
+    """``task_queue=`` for a step routed to its own task queue, else nothing (the
+    activity goes to the workflow's queue, as in histories recorded before routing)."""
+    return {"task_queue": spec.task_queue} if spec.task_queue else {}
 
 
 def history_is_long(info: RunInfo) -> bool:

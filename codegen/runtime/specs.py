@@ -48,6 +48,10 @@ class StepSpec:
     # retries, timeout and env are evaluated by Metaflow when each run starts (they
     # depend on config_expr values or on decorators a mutator may add)
     from_metaflow: bool = False
+    # the task queue the step's tasks (and clones) run on, served by a worker pool
+    # (``worker --queue QUEUE``); None: the workflow's own queue. (Its
+    # compensations run on the workflow's queue.)
+    task_queue: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ workflow, named like the flow), ``PARAMS`` (frozen dataclass of the flow's Param
     python -m out.myflow_worker                          # long-running worker (+ schedule)
     python -m out.myflow_worker trigger --param k=v      # start a run, wait, print pathspec
     python -m out.myflow_worker versions                 # versions and their runs in flight
+    python -m out.myflow_worker worker --queue gpu       # a pool for steps routed to gpu
 
 The worker serves its module's Worker Deployment Version (:mod:`.versioning`) and
 drains on SIGTERM/Ctrl-C: no new tasks, running ones get ``--grace-seconds`` to
@@ -24,8 +25,8 @@ import inspect
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -130,6 +131,8 @@ def build_worker(
     grace: timedelta = DEFAULT_GRACE,
     version: WorkerDeploymentVersion | None = None,
     ui_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    activities_only: bool = False,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
@@ -143,14 +146,17 @@ def build_worker(
     running tasks get ``grace`` to finish. With ``version`` it polls as that Worker
     Deployment Version, its runs pinned to it (:mod:`.versioning`). ``ui_url`` (default
     ``$TEMPORAL_UI_URL``): the Temporal UI, whose page of its workflow every task
-    records in its Metaflow metadata.
+    records in its Metaflow metadata. Tasks get ``env`` (default: this process's
+    environment). ``activities_only``: no workflows, only the tasks of the steps
+    routed to ``task_queue`` (a worker pool, see ``StepSpec.task_queue``).
     """
     owner = resolve(module).owner
+    base = os.environ if env is None else env
     activities = MetaflowActivities(
         _module_dir(module),
         launcher=make_launcher(launcher),
         # a @project user branch: every task sees the branch the worker resolved
-        env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
+        env={**base, "METAFLOW_OWNER": owner} if owner else env,
         on_event=on_event,
         workdir=workdir,
         task_output=task_output,
@@ -159,7 +165,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(module.WORKFLOWS),
+        workflows=[] if activities_only else list(module.WORKFLOWS),
         activities=[
             activities.init,
             activities.step,
@@ -198,6 +204,9 @@ async def running_worker(
     watch: ServerWatch | None = None,
     ui_url: str | None = None,
     search_attributes: bool = True,
+    env: Mapping[str, str] | None = None,
+    activities_only: bool = False,
+    deployment_queue: str | None = None,
 ) -> AsyncIterator[Worker]:
     """Run a worker for the block; then shut it down (running tasks get ``grace``)
     and close the launcher (only a launcher it made from a name: a given instance
@@ -214,12 +223,22 @@ async def running_worker(
 
     With ``search_attributes`` (the default) the namespace first gets the Metaflow
     search attributes it lacks (:func:`visibility.ensure_search_attributes`, which
-    raises :class:`SearchAttributesMissing` where the server refuses)."""
+    raises :class:`SearchAttributesMissing` where the server refuses).
+
+    ``activities_only`` serves no workflows, only the tasks of the steps routed to
+    ``task_queue`` (``--queue STEP=QUEUE`` when generating): a worker pool. Versioned,
+    it polls as the version of the deployment named by ``deployment_queue`` (the
+    flow's queue) and never promotes it: the flow's own workers do. Tasks get
+    ``env`` (default: this process's environment)."""
     if search_attributes:
         await visibility.ensure_search_attributes(client, client.namespace)
     if check:
         await check_flow(module, workdir=workdir)
-    version = versioning.version_of(module, task_queue) if versioned else None
+    version = (
+        versioning.version_of(module, deployment_queue or task_queue)
+        if versioned
+        else None
+    )
     owned = make_launcher(launcher)
     try:
         async with build_worker(
@@ -235,8 +254,10 @@ async def running_worker(
             grace=grace,
             version=version,
             ui_url=ui_url,
+            env=env,
+            activities_only=activities_only,
         ) as worker:
-            if version:
+            if version and not activities_only:
                 await through_outages(
                     lambda: versioning.promote(client, version),
                     client,
@@ -582,6 +603,16 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         help="leave the flow's event subscription (@trigger, @trigger_on_finish) on "
         "the server as it is",
     )
+    worker.add_argument(
+        "--queue",
+        dest="queues",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="serve only the tasks of the steps routed to QUEUE (generated with "
+        "--queue STEP=QUEUE or --gpu-queue QUEUE): a worker pool that runs no "
+        "workflows and leaves schedule and subscription alone (repeatable)",
+    )
     worker.add_argument("--max-concurrent-activities", type=int, default=None)
     worker.add_argument(
         "--ui-url",
@@ -690,6 +721,10 @@ async def _start_and_serve(
         return 2
     deployment = await deployment_of(module, described)
     task_queue = args.task_queue or deployment.task_queue
+    if args.queues:
+        return await _serve_pool(
+            module, args, launcher, client, watch, task_queue, stop, now_serving
+        )
     # (before the schedule: its runs start with the search attributes)
     added = await through_outages(
         lambda: visibility.ensure_search_attributes(client, args.namespace),
@@ -754,6 +789,59 @@ async def _start_and_serve(
             f"worker for {deployment.name} on {args.address} "
             f"(namespace {args.namespace}, task queue {task_queue}, "
             f"launcher {launcher.name}); Ctrl-C to stop",
+            flush=True,
+        )
+        now_serving()
+        watching = asyncio.create_task(watch_server(client, watch))
+        await stop.wait()
+        watching.cancel()
+        print(
+            f"shutting down: no new tasks; running ones get {grace.total_seconds():g}s "
+            "to finish, then go back to Temporal",
+            flush=True,
+        )
+    return 0
+
+
+async def _serve_pool(
+    module: ModuleType,
+    args: argparse.Namespace,
+    launcher: Launcher,
+    client: Client,
+    watch: ServerWatch,
+    task_queue: str,
+    stop: asyncio.Event,
+    now_serving: Callable[[], None],
+) -> int:
+    """``worker --queue QUEUE...``: serve the tasks routed to those queues (one
+    activity-only Temporal worker per queue, one launcher), as a version of the
+    flow's deployment (``task_queue``), until SIGTERM/Ctrl-C."""
+    queues = list(dict.fromkeys(args.queues))
+    grace = timedelta(seconds=args.grace_seconds)
+    async with AsyncExitStack() as stack:
+        for queue in queues:
+            await stack.enter_async_context(
+                running_worker(
+                    client,
+                    module,
+                    task_queue=queue,
+                    launcher=launcher,
+                    max_concurrent_activities=args.max_concurrent_activities,
+                    check=False,
+                    grace=grace,
+                    versioned=True,
+                    watch=watch,
+                    ui_url=args.ui_url,
+                    search_attributes=False,
+                    activities_only=True,
+                    deployment_queue=task_queue,
+                )
+            )
+        print(
+            f"worker pool for {module.FLOW.name} on {args.address} (namespace "
+            f"{args.namespace}, task queues {', '.join(queues)}: routed steps' tasks "
+            f"only, deployment {versioning.deployment_name(task_queue)}, launcher "
+            f"{launcher.name}); Ctrl-C to stop",
             flush=True,
         )
         now_serving()
