@@ -791,16 +791,27 @@ async def _start_and_serve(
             f"launcher {launcher.name}); Ctrl-C to stop",
             flush=True,
         )
-        now_serving()
-        watching = asyncio.create_task(watch_server(client, watch))
-        await stop.wait()
-        watching.cancel()
-        print(
-            f"shutting down: no new tasks; running ones get {grace.total_seconds():g}s "
-            "to finish, then go back to Temporal",
-            flush=True,
-        )
+        await _serve_until_stopped(client, watch, stop, now_serving, grace)
     return 0
+
+
+async def _serve_until_stopped(
+    client: Client,
+    watch: ServerWatch,
+    stop: asyncio.Event,
+    now_serving: Callable[[], None],
+    grace: timedelta,
+) -> None:
+    """Serve (watching the server) until SIGTERM/Ctrl-C, then say how it ends."""
+    now_serving()
+    watching = asyncio.create_task(watch_server(client, watch))
+    await stop.wait()
+    watching.cancel()
+    print(
+        f"shutting down: no new tasks; running ones get {grace.total_seconds():g}s "
+        "to finish, then go back to Temporal",
+        flush=True,
+    )
 
 
 async def _serve_pool(
@@ -844,15 +855,7 @@ async def _serve_pool(
             f"{launcher.name}); Ctrl-C to stop",
             flush=True,
         )
-        now_serving()
-        watching = asyncio.create_task(watch_server(client, watch))
-        await stop.wait()
-        watching.cancel()
-        print(
-            f"shutting down: no new tasks; running ones get {grace.total_seconds():g}s "
-            "to finish, then go back to Temporal",
-            flush=True,
-        )
+        await _serve_until_stopped(client, watch, stop, now_serving, grace)
     return 0
 
 
