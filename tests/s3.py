@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from helpers import free_port
@@ -19,12 +22,14 @@ CREDENTIALS = {
 }
 
 
-@pytest.fixture
-def s3_endpoint(tmp_path):
-    """A moto S3 server on a free loopback port, with the bucket; its URL."""
+@contextmanager
+def moto_server(directory: Path) -> Iterator[str]:
+    """A moto S3 server on a free loopback port, with the bucket; its URL (its log
+    goes to ``directory``)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "moto.log").open("w")
+    log_file = directory / "moto.log"
+    log = log_file.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
         stdout=log,
@@ -33,7 +38,7 @@ def s3_endpoint(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, (tmp_path / "moto.log").read_text()
+            assert proc.poll() is None, log_file.read_text()
             try:
                 urllib.request.urlopen(url, timeout=2).close()
                 break
@@ -51,6 +56,13 @@ def s3_endpoint(tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path):
+    """A moto S3 server for one test: its URL."""
+    with moto_server(tmp_path) as url:
+        yield url
 
 
 def client(url: str):

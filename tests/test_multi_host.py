@@ -7,24 +7,22 @@ reads every task, artifacts and logs, equal to a native S3 run of the same flow.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from helpers import ROOT, generate_into
-from s3 import BUCKET, CREDENTIALS, keys
+from pool import host_env, workers
+from s3 import keys
 
 pytestmark = pytest.mark.e2e
 
 FLOW = ROOT / "tests" / "flows" / "multi_host_flow.py"
 WORKER = "out.multi_host_flow_worker"
-READY = "Ctrl-C to stop"
 HOSTS = ("host1", "host2", "host3")
 
 READ = textwrap.dedent("""\
@@ -50,34 +48,6 @@ READ = textwrap.dedent("""\
     """)
 
 
-def host_env(root: Path, name: str, s3_endpoint: str, shared: Path) -> dict[str, str]:
-    home, tmp = root / name / "home", root / name / "tmp"
-    home.mkdir(parents=True)
-    tmp.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("METAFLOW_", "AWS_", "TEMPORAL_"))
-    }
-    return {
-        **env,
-        **CREDENTIALS,
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "METAFLOW_HOME": str(home / ".metaflowconfig"),
-        "SIMULATED_HOST": name,
-        "USERNAME": "tester",
-        "METAFLOW_DEFAULT_DATASTORE": "s3",
-        "METAFLOW_DATASTORE_SYSROOT_S3": f"s3://{BUCKET}/metaflow",
-        "METAFLOW_S3_ENDPOINT_URL": s3_endpoint,
-        "METAFLOW_DEFAULT_METADATA": "local",
-        # the one shared local directory: Metaflow's local metadata (an NFS mount)
-        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(shared),
-        "AWS_CONFIG_FILE": str(home / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
-    }
-
-
 def test_three_hosts_share_only_temporal_s3_and_metadata(
     tmp_path, s3_endpoint, temporal_env
 ):
@@ -88,37 +58,23 @@ def test_three_hosts_share_only_temporal_s3_and_metadata(
     shared = tmp_path / "shared-metadata"
     shared.mkdir()
     queue = "multi-host"
-    workers, logs = [], []
-    try:
-        for name in HOSTS:
-            repo = tmp_path / name / "repo"
-            shutil.copytree(checkout, repo)
-            log = tmp_path / f"{name}.log"
-            logs.append(log)
-            with log.open("wb") as out:
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", WORKER, "worker"]
-                        + ["--address", temporal_env.address, "--task-queue", queue],
-                        cwd=repo,
-                        env=host_env(tmp_path, name, s3_endpoint, shared),
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        deadline = time.monotonic() + 120
-        for worker, log in zip(workers, logs):
-            while READY not in log.read_text(errors="replace"):
-                assert worker.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.3)
-        client_dir = tmp_path / "host4"
-        env4 = host_env(tmp_path, "host4", s3_endpoint, shared)
-        (client_dir / "work").mkdir()
+    client_dir = tmp_path / "host4"
+    env4 = host_env(tmp_path, "host4", s3_endpoint, shared)
+    (client_dir / "work").mkdir()
+    with workers(
+        tmp_path,
+        checkout,
+        HOSTS,
+        WORKER,
+        temporal_env.address,
+        queue,
+        s3_endpoint,
+        shared,
+    ) as repos:
         triggered = subprocess.run(
             [sys.executable, "-m", WORKER, "trigger"]
             + ["--address", temporal_env.address, "--task-queue", queue],
-            cwd=tmp_path / "host1" / "repo",
+            cwd=repos[0],
             env=host_env(tmp_path, "host1-trigger", s3_endpoint, shared),
             capture_output=True,
             text=True,
@@ -126,14 +82,6 @@ def test_three_hosts_share_only_temporal_s3_and_metadata(
         )
         assert triggered.returncode == 0, triggered.stdout + triggered.stderr
         ours = triggered.stdout.split("pathspec: ", 1)[1].split()[0]
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
 
     # a native run of the same flow, S3 and the shared metadata too
     id_file = Path(tempfile.mkdtemp()) / "run-id"
