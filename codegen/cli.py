@@ -67,9 +67,10 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         dest="queues",
         action="append",
         default=[],
-        metavar="STEP=QUEUE",
+        metavar="[STEP=]QUEUE",
         help="run STEP's tasks on the task queue QUEUE, served by workers started "
-        "with `worker --queue QUEUE` (repeatable)",
+        "with `worker --queue QUEUE` (repeatable); without STEP=, every other "
+        "step's tasks",
     )
     p.add_argument(
         "--gpu-queue",
@@ -77,6 +78,13 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
         metavar="QUEUE",
         help="run the tasks of every step with @resources(gpu=N), N > 0, on the task "
         "queue QUEUE (a --queue of the step wins)",
+    )
+    p.add_argument(
+        "--code-package",
+        action="store_true",
+        help="runs carry Metaflow's code package: the flow's worker builds it from "
+        "its checkout and uploads it to the datastore (once per content hash); "
+        "tasks run from it on any worker, which needs no checkout",
     )
     p.add_argument("--branch", help="@project branch")
     p.add_argument(
@@ -155,11 +163,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
         flags.append(f"--max-workers={args.max_workers}")
     if args.workflow_timeout is not None:
         flags.append(f"--workflow-timeout={args.workflow_timeout}")
-    queues = _queues(args.queues)
+    queues, step_queue = _queues(args.queues)
     for step, queue in queues:
         flags.append(f"--queue={step}={queue}")
+    if step_queue:
+        flags.append(f"--queue={step_queue}")
     if args.gpu_queue:
         flags.append(f"--gpu-queue={args.gpu_queue}")
+    if args.code_package:
+        flags.append("--code-package")
     return Options(
         tuple(top),
         tuple(sorted(set(args.tag))),
@@ -170,25 +182,36 @@ def options_from_args(args: argparse.Namespace) -> Options:
         workflow_timeout=args.workflow_timeout,
         queues=queues,
         gpu_queue=args.gpu_queue or None,
+        step_queue=step_queue,
+        code_package=args.code_package,
         flags=tuple(flags),
     )
 
 
-def _queues(given: list[str]) -> tuple[tuple[str, str], ...]:
-    """``--queue STEP=QUEUE`` values as sorted (step, queue) pairs (the last one
-    given for a step wins); :func:`check_generation_options` checked their form."""
+def _queues(given: list[str]) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """``--queue STEP=QUEUE`` values as sorted (step, queue) pairs, and the queue
+    of ``--queue QUEUE`` (the last one given wins); :func:`check_generation_options`
+    checked their form."""
     pairs: dict[str, str] = {}
+    every = None
     for value in given:
-        step, _, queue = value.partition("=")
-        pairs[step] = queue
-    return tuple(sorted(pairs.items()))
+        step, eq, queue = value.partition("=")
+        if eq:
+            pairs[step] = queue
+        else:
+            every = value
+    return tuple(sorted(pairs.items())), every
 
 
 def _bad_queue(args: argparse.Namespace) -> str | None:
-    """The first ``--queue`` value that is not ``STEP=QUEUE``, else None."""
+    """The first ``--queue`` value that is neither ``STEP=QUEUE`` nor ``QUEUE``."""
     for value in args.queues:
         step, eq, queue = value.partition("=")
-        if not eq or not step.strip() or not queue.strip() or value != value.strip():
+        if (
+            value != value.strip()
+            or not value
+            or (eq and (not step.strip() or not queue.strip()))
+        ):
             return value
     return None
 
@@ -201,7 +224,7 @@ def check_generation_options(args: argparse.Namespace) -> str | None:
         return "--workflow-timeout must be at least 1 (seconds)"
     bad = _bad_queue(args)
     if bad is not None:
-        return f"--queue {bad!r} is not STEP=QUEUE"
+        return f"--queue {bad!r} is not STEP=QUEUE or QUEUE"
     if args.gpu_queue is not None and not args.gpu_queue.strip():
         return "--gpu-queue needs a task queue name"
     if args.environment in ("conda", "pypi"):
@@ -224,8 +247,8 @@ def _option_hint(args: argparse.Namespace) -> str:
         args.gpu_queue is not None and not args.gpu_queue.strip()
     ):
         return (
-            "name a step and a task queue, e.g. --queue train=gpu (repeatable), or "
-            "--gpu-queue gpu"
+            "name a step and a task queue, e.g. --queue train=gpu (repeatable), a "
+            "queue for every step, e.g. --queue pool, or --gpu-queue gpu"
         )
     return "install the packages where the worker runs and leave out --environment (or use --environment=local)"
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 # The runtime API generated modules are written against; the runtime refuses a
 # module that needs another one (``runtime.require_api``). Bump it whenever a change
 # here or in the runtime breaks modules generated before.
-RUNTIME_API = 3
+RUNTIME_API = 4
 
 # Metaflow's constants (pinned against Metaflow by tests/test_parity.py):
 # attempts of one task, the first included (metaflow_config.MAX_ATTEMPTS)

@@ -41,6 +41,11 @@ class Options:
     # --gpu-queue QUEUE: the queue of every step whose @resources(gpu=N) has N > 0
     # (a --queue of the step wins)
     gpu_queue: str | None = None
+    # --queue QUEUE: the queue of every other step (a worker pool, e.g. a generic
+    # ``mf-temporal-pool`` serving packaged flows)
+    step_queue: str | None = None
+    # --code-package: runs carry Metaflow's code package (``FlowRef.packaged``)
+    code_package: bool = False
     # the CLI flags that produced the options above (but --config), for the header
     flags: tuple[str, ...] = field(default=(), compare=False)
 

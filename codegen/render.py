@@ -382,6 +382,7 @@ def render(plan: Plan, checked: Checked, target: Target) -> dict[str, str]:
         "settings_comment": settings_comment(target.options.top_level),
         "tags": target.options.tags,
         "init_options": target.init_options,
+        "code_package": target.options.code_package,
         "max_workers": target.options.max_workers,
         "workflow_timeout": target.options.workflow_timeout,
         "progress_query": PROGRESS_QUERY,

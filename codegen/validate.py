@@ -167,13 +167,13 @@ def _check_queues(flow: m.Flow, options: Options) -> None:
 def _task_queue(step: m.Step, options: Options, withs: Withs) -> str | None:
     """The task queue ``step``'s tasks run on: its ``--queue``, else ``--gpu-queue``
     when its ``@resources(gpu=N)`` (or ``--with resources:gpu=N``) has N > 0, else
-    None (the flow's queue)."""
+    the ``--queue QUEUE`` of every step, else None (the flow's queue)."""
     given = dict(options.queues).get(step.name)
     if given is not None or options.gpu_queue is None:
-        return given
+        return given or options.step_queue
     resources = _decorator_or_with(step, "resources", withs)
     if resources is None or resources.arg("gpu") is None:
-        return None
+        return options.step_queue
     gpu = _number(resources, "gpu", 0)
     if isinstance(gpu, m.Deferred):
         raise CodegenError(
@@ -184,7 +184,7 @@ def _task_queue(step: m.Step, options: Options, withs: Withs) -> str | None:
             f"write the number in the source (a literal or a module constant), or "
             f"route the step explicitly with --queue {step.name}={options.gpu_queue}",
         )
-    return options.gpu_queue if gpu > 0 else None
+    return options.gpu_queue if gpu > 0 else options.step_queue
 
 
 def _step_options(step: m.Step, flow: m.Flow, withs: Withs) -> StepOptions:

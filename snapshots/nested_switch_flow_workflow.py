@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from mf_temporal_codegen import runtime as rt
 
 # The runtime API this module is written against (checked when it is imported).
-RUNTIME_API = 3
+RUNTIME_API = 4
 rt.require_api(RUNTIME_API)
 
 # Metaflow settings pinned here (given when generating): none.

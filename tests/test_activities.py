@@ -560,14 +560,17 @@ def test_a_worker_resolves_the_options_once(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     acts = MetaflowActivities(FLOWS, workdir=tmp_path)
     flow = FlowRef("LinearFlow", "linear_flow.py")
-    first = acts._task(flow, "r", "start", "t", {}, 0)
+    first = asyncio.run(acts._task(flow, "r", "start", "t", {}, 0))
     (home / "config.json").write_text('{"METAFLOW_DEFAULT_METADATA": "service"}')
-    again = acts._task(flow, "r", "end", "t", {"METAFLOW_DEFAULT_DATASTORE": "s3"}, 0)
+    again = asyncio.run(
+        acts._task(flow, "r", "end", "t", {"METAFLOW_DEFAULT_DATASTORE": "s3"}, 0)
+    )
     assert first.top == again.top
     assert "--metadata=local" in first.top and "--datastore=local" in first.top
     assert first.store.TYPE == "local"
     fresh = MetaflowActivities(FLOWS, workdir=tmp_path)
-    assert "--metadata=service" in fresh._task(flow, "r", "start", "t", {}, 0).top
+    fresh_task = asyncio.run(fresh._task(flow, "r", "start", "t", {}, 0))
+    assert "--metadata=service" in fresh_task.top
 
 
 def test_local_metadata_root_exists_before_the_first_task(tmp_path):

@@ -179,7 +179,9 @@ class Harness:
         return asyncio.run(env.run(self.acts.init, req))
 
     def lease(self, step: str, attempt: int):
-        task = self.acts._task(self.flow, self.run_id, step, step, {}, attempt)
+        task = asyncio.run(
+            self.acts._task(self.flow, self.run_id, step, step, {}, attempt)
+        )
         return task.leases()
 
     def started(self) -> list[str]:

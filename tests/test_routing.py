@@ -112,13 +112,13 @@ def test_gpu_queue_refuses_a_computed_gpu_count(tmp_path: Path):
     assert codegen(flow, "-o", tmp_path / "out").returncode == 0
 
 
-@pytest.mark.parametrize("value", ["train", "=q", "train="])
-def test_queue_must_be_step_equals_queue(value: str, tmp_path: Path):
+@pytest.mark.parametrize("value", ["=q", "train=", " pool"])
+def test_queue_must_be_step_equals_queue_or_a_queue(value: str, tmp_path: Path):
     result = codegen(FLOW, "-o", tmp_path / "out", "--queue", value)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        f"mf-temporal-codegen: error: --queue {value!r} is not STEP=QUEUE"
+        f"mf-temporal-codegen: error: --queue {value!r} is not STEP=QUEUE or QUEUE"
     ), result.stderr
     assert len(lines) == 2 and lines[1].startswith("  hint: ")
 

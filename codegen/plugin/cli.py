@@ -128,15 +128,24 @@ def temporal(obj: Any, address: str | None = None, namespace: str | None = None)
     "--queue",
     "queues",
     multiple=True,
-    metavar="STEP=QUEUE",
+    metavar="[STEP=]QUEUE",
     help="run STEP's tasks on the task queue QUEUE, served by a worker pool started "
-    "with `worker --queue QUEUE` (repeatable)",
+    "with `worker --queue QUEUE` (repeatable); without STEP=, every other step's "
+    "tasks",
 )
 @click.option(
     "--gpu-queue",
     default=None,
     metavar="QUEUE",
     help="run every step with @resources(gpu=N), N > 0, on the task queue QUEUE",
+)
+@click.option(
+    "--code-package/--no-code-package",
+    default=False,
+    show_default=True,
+    help="build Metaflow's code package and save it in the datastore (once per "
+    "content hash); runs carry it and their tasks run from it on any worker, "
+    "e.g. a pool with no checkout (`mf-temporal-pool`)",
 )
 @click.option(
     "--worker/--no-worker",
@@ -156,6 +165,7 @@ def create(
     tags: tuple[str, ...],
     queues: tuple[str, ...],
     gpu_queue: str | None,
+    code_package: bool,
     worker: bool,
     deployer_attribute_file: str | None,
 ):
@@ -173,6 +183,7 @@ def create(
         workflow_timeout=workflow_timeout,
         queues=queues,
         gpu_queue=gpu_queue,
+        code_package=code_package,
     )
     obj.echo(f"Generating *{outdir}* for *{obj.flow.name}*...", bold=True)
     code = deploy.generate(argv)
@@ -186,6 +197,10 @@ def create(
             f"deployment {obj.deployment_name}"
         )
     queue = task_queue or deployment.task_queue
+    package = None
+    if code_package:
+        package = deploy.save_package(obj)
+        obj.echo(f"Code package *{package.sha}* saved to {package.url}.")
 
     async def register(client):
         await visibility.ensure_search_attributes(client, obj.temporal_namespace)
@@ -214,6 +229,7 @@ def create(
             workflow_timeout=workflow_timeout,
             schedule_id=deployment.schedule_id if schedule else None,
             worker=started,
+            package=package,
         )
         await records.save(client, record)
         return record, schedule, waits

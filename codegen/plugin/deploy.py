@@ -25,7 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from ..cli import TOP_LEVEL_OPTIONS, generate_main
 from ..contract import DEFAULT_MAX_WORKERS
 from ..render import module_names
-from ..runtime import versioning
+from ..runtime import flow_facts, versioning
+from ..runtime.payloads import CodePackage
 from ..runtime.deployment import Deployment, Schedule, resolve
 from ..runtime.schedules import sync_schedule as sync_module_schedule
 from .records import ManagedWorker, ParamInfo, Record
@@ -62,6 +63,7 @@ def generator_argv(
     workflow_timeout: int | None,
     queues: tuple[str, ...] = (),
     gpu_queue: str | None = None,
+    code_package: bool = False,
 ) -> list[str]:
     """``mf-temporal-codegen``'s arguments for what this command line asks: the
     top-level options the generator forwards to every task (``--with``, ``--branch``,
@@ -97,7 +99,17 @@ def generator_argv(
     argv += [f"--queue={queue}" for queue in queues]
     if gpu_queue is not None:
         argv.append(f"--gpu-queue={gpu_queue}")
+    if code_package:
+        argv.append("--code-package")
     return argv
+
+
+def save_package(obj: Any) -> CodePackage:
+    """Build Metaflow's code package of the flow and save it in the flow's datastore,
+    as Argo's ``create`` does (the worker started from the same code finds it there:
+    the same content, the same hash)."""
+    built = flow_facts.package(obj)
+    return CodePackage(**{f: built[f] for f in CodePackage.__dataclass_fields__})
 
 
 def generate(argv: list[str]) -> int:
@@ -197,6 +209,7 @@ def record(
     workflow_timeout: int | None,
     schedule_id: str | None,
     worker: ManagedWorker | None,
+    package: CodePackage | None = None,
 ) -> Record:
     """The deployment record of a module ``create`` generated."""
     run = module.WORKFLOW.run
@@ -222,6 +235,7 @@ def record(
         schedule_id=schedule_id,
         workflow_timeout=workflow_timeout,
         worker=worker,
+        package=package,
     )
 
 

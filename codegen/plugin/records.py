@@ -20,6 +20,8 @@ from temporalio.client import Client, WorkflowExecutionStatus as Status
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..runtime.payloads import CodePackage
+
 RECORD_WORKFLOW_TYPE = "mf-temporal-codegen.deployment"
 RECORD_TASK_QUEUE = "mf-temporal-codegen.deployments"
 RECORD_ID_PREFIX = "mf-temporal-codegen/deployment/"
@@ -83,6 +85,9 @@ class Record:
     schedule_id: str | None = None
     workflow_timeout: int | None = None
     worker: ManagedWorker | None = None
+    # the code package create built and saved (``--code-package``): what its runs
+    # run from when the worker starts from the same code (the same hash)
+    package: CodePackage | None = None
     schema: int = field(default=SCHEMA)
 
     @property
@@ -120,6 +125,8 @@ class Record:
         values["steps"] = tuple(data.get("steps", ()))
         worker = data.get("worker")
         values["worker"] = ManagedWorker(**worker) if worker else None
+        package = data.get("package")
+        values["package"] = CodePackage(**package) if package else None
         return cls(**values)
 
 

@@ -66,10 +66,11 @@ from .attempts import (
 )
 from .compensation_task import attempt_status
 from .launcher import Launcher, SubprocessLauncher
-from . import cloning, flow_facts, settings
+from . import cloning, flow_facts, packages, settings
 from .payloads import (
     PARAMETERS_TASK_ID,
     CloneRequest,
+    CodePackage,
     CompensateRequest,
     DefaultsRequest,
     FactsRequest,
@@ -104,6 +105,8 @@ DEFAULT_USER = "temporal"
 COMPENSATION_PROGRAM = ("-m", "mf_temporal_codegen.runtime.compensation_task")
 # How the flow is described / its deploy-time defaults evaluated (``flow_facts``).
 FLOW_FACTS_PROGRAM = ("-m", "mf_temporal_codegen.runtime.flow_facts")
+# Where Metaflow's local metadata (and datastore) is when the task says so.
+LOCAL_SYSROOT = "METAFLOW_DATASTORE_SYSROOT_LOCAL"
 # Runs whose Config values a worker keeps at hand.
 CONFIG_CACHE_RUNS = 64
 
@@ -116,10 +119,13 @@ class MetaflowActivities:
     """Activities bound to one generated module directory and one launcher.
 
     ``base_dir`` is the directory of the generated workflow module: ``FlowRef.file``
-    is relative to it. ``workdir`` is where every task runs (default: this process's
-    cwd when the activities are created), as ``python path/to/flow.py run`` runs its
-    tasks where it was started: the flow file is passed relative to it when it lies
-    inside it, and the local datastore is found from it as Metaflow finds it. ``env``
+    is relative to it (None: no checkout, only runs that carry a code package).
+    ``workdir`` is where every task runs (default: this process's cwd when the
+    activities are created), as ``python path/to/flow.py run`` runs its tasks where
+    it was started: the flow file is passed relative to it when it lies inside it,
+    and the local datastore is found from it as Metaflow finds it. A task of a run
+    with a code package runs in the package instead, unpacked into
+    ``package_cache`` (default :func:`packages.cache_root`). ``env``
     is the base environment of every task (default: this process's); the Metaflow
     settings the module does not pin (datastore and its root, metadata ...) are read
     from it and Metaflow's config files once, as ``python flow.py run`` reads them,
@@ -133,15 +139,16 @@ class MetaflowActivities:
 
     def __init__(
         self,
-        base_dir: Path,
+        base_dir: Path | None,
         launcher: Launcher | None = None,
         env: Mapping[str, str] | None = None,
         on_event: Callable[[dict], None] | None = None,
         workdir: Path | None = None,
         task_output: bool = False,
         ui_url: str | None = None,
+        package_cache: Path | None = None,
     ):
-        self.base_dir = Path(base_dir)
+        self.base_dir = None if base_dir is None else Path(base_dir)
         self.workdir = Path(
             os.getcwd() if workdir is None else os.path.abspath(workdir)
         )
@@ -151,6 +158,9 @@ class MetaflowActivities:
         # (flow, run id) -> the local config file of its tasks, for the latest runs
         self._config_files: dict[tuple[str, str], str] = {}
         self.env = dict(os.environ if env is None else env)
+        self.packages = packages.PackageCache(
+            package_cache or packages.cache_root(self.env)
+        )
         # FlowRef.top_level -> the top-level options of its tasks, every one explicit
         self._options: dict[tuple[str, ...], list[str]] = {}
         self.ui_url = (ui_url or self.env.get(UI_URL_VARIABLE) or "").rstrip("/")
@@ -167,7 +177,11 @@ class MetaflowActivities:
             for name, value in req.parameters.items()
         }
         # (``init`` always writes attempt 0)
-        task = self._task(req.flow, req.run_id, "_parameters", req.task_id, params, 0)
+        # (from the checkout: Configs and IncludeFiles are read where the run is
+        # deployed, as Argo's create reads them)
+        task = await self._task(
+            req.flow, req.run_id, "_parameters", req.task_id, params, 0, unpack=False
+        )
         if activity.info().attempt > 1:
             await self._wait_gone(task.leases(), 0)
         if await asyncio.to_thread(task.is_done):
@@ -184,7 +198,7 @@ class MetaflowActivities:
         (its previous try was lost: worker gone, heartbeat timeout, shutdown, server
         outage) first settles the lost attempt, and reports it instead when it
         finished after all."""
-        task = self._task(
+        task = await self._task(
             req.flow,
             req.run_id,
             req.step,
@@ -231,7 +245,9 @@ class MetaflowActivities:
     @activity.defn(name="metaflow_origin")
     async def origin(self, req: OriginRequest) -> OriginRun:
         """What the run ``req.origin_run_id`` finished, for a resume of it."""
-        task = self._task(req.flow, req.origin_run_id, "_parameters", "origin", {}, 0)
+        task = await self._task(
+            req.flow, req.origin_run_id, "_parameters", "origin", {}, 0, unpack=False
+        )
         try:
             return await asyncio.to_thread(
                 cloning.read_origin, task.store, req.origin_run_id
@@ -246,7 +262,7 @@ class MetaflowActivities:
         """Clone one task of the origin into the resumed run with Metaflow's own
         ``step --clone-only`` (as its runtime clones on resume: the artifacts are
         shared, the clone records its origin); once: a retry finds it done."""
-        task = self._task(
+        task = await self._task(
             req.flow, req.run_id, req.step, req.task_id, self._workflow_env(), 0
         )
         if not await asyncio.to_thread(task.is_done, 0):
@@ -323,7 +339,7 @@ class MetaflowActivities:
         """Run one ``@compensate`` method as the task ``_compensate_<step>/<task id>``
         (always in a fresh interpreter); return its pathspec."""
         undo = req.undo
-        task = self._task(
+        task = await self._task(
             req.flow,
             req.run_id,
             STEP_PREFIX + undo.step,
@@ -348,7 +364,9 @@ class MetaflowActivities:
     async def defaults(self, req: DefaultsRequest) -> dict[str, str]:
         """Deploy-time defaults of ``req.names`` as Metaflow evaluates them before a
         run (``deploy_time_eval``, as Argo's ``create``), encoded for ``init``."""
-        task = self._task(req.flow, req.run_id, "_parameters", "defaults", {})
+        task = await self._task(
+            req.flow, req.run_id, "_parameters", "defaults", {}, unpack=False
+        )
         task.top += _init_options(req.flow.init_options, task.flow_file.parent)
         argv = [
             flow_facts.DEFAULTS,
@@ -360,7 +378,7 @@ class MetaflowActivities:
     async def facts(self, req: FactsRequest) -> dict[str, StepFacts]:
         """Each step's retries, timeout and environment as Metaflow derives them from
         its decorators with this run's Config values (after FlowMutators)."""
-        task = self._task(req.flow, req.run_id, "_parameters", "facts", {})
+        task = await self._task(req.flow, req.run_id, "_parameters", "facts", {})
         with self._scratch_files("configs") as (configs,):
             task.top += await self._configs(task, configs)
             described = await self._flow_facts(task, [flow_facts.DESCRIBE])
@@ -369,7 +387,18 @@ class MetaflowActivities:
     async def describe(self, flow: FlowRef) -> dict:
         """The flow as Metaflow sees it where tasks run (``temporal-describe``), with
         the Config values ``init`` would resolve now: the worker's start-up check."""
-        task = self._task(flow, "describe", "_parameters", "describe", {}, attempt=0)
+        return await self._checkout_facts(flow, flow_facts.DESCRIBE)
+
+    async def build_package(self, flow: FlowRef) -> CodePackage:
+        """Metaflow's code package of the checkout's flow, saved in the datastore its
+        tasks use (``temporal-package``; the same code is stored once)."""
+        built = await self._checkout_facts(flow, flow_facts.PACKAGE)
+        return CodePackage(**{f: built[f] for f in CodePackage.__dataclass_fields__})
+
+    async def _checkout_facts(self, flow: FlowRef, command: str) -> dict:
+        """Run a ``flow_facts`` command on the checkout's flow, outside any activity
+        (with the options and Config values ``init`` would use now)."""
+        task = await self._task(flow, "describe", "_parameters", "describe", {}, 0)
         task.top += _init_options(flow.init_options, task.flow_file.parent)
         with tempfile.TemporaryDirectory(prefix="mf-temporal-describe-") as tmp:
             output = Path(tmp) / "flow.json"
@@ -378,7 +407,7 @@ class MetaflowActivities:
                 *FLOW_FACTS_PROGRAM,
                 task.flow_arg,
                 *task.top,
-                flow_facts.DESCRIBE,
+                command,
                 "--output",
                 str(output),
                 cwd=task.workdir,
@@ -416,7 +445,7 @@ class MetaflowActivities:
         this flow's tasks now, so that the first task does not wait for it."""
         start = getattr(self.launcher, "start", None)
         if start is not None:
-            task = self._task(flow, "warm-up", "_parameters", "warm-up", {}, attempt=0)
+            task = await self._task(flow, "warm-up", "_parameters", "warm-up", {}, 0)
             await start(task.env, task.workdir, task.flow_arg)
 
     async def _configs(self, task: _Task, config_file: Path) -> list[str]:
@@ -459,7 +488,7 @@ class MetaflowActivities:
             )
         return {TASK_METADATA_ENV[k]: v for k, v in values.items() if v}
 
-    def _task(
+    async def _task(
         self,
         flow: FlowRef,
         run_id: str,
@@ -467,8 +496,12 @@ class MetaflowActivities:
         task_id: str,
         extra_env: Mapping[str, str],
         attempt: int | None = None,
+        *,
+        unpack: bool = True,
     ) -> _Task:
-        flow_file = (self.base_dir / flow.file).resolve()
+        """One attempt of a task of ``flow``: of its run's code package when it has
+        one (``unpack``: run from the package, unpacked on this host; else from the
+        checkout, recording the package), else of the worker's checkout."""
         env = {**self.env, **extra_env, "PYTHONUNBUFFERED": "1"}
         if not any(
             env.get(var) not in (None, "", "root")
@@ -483,10 +516,30 @@ class MetaflowActivities:
             self._options[flow.top_level] = args
         top = ["--quiet", "--no-pylint", *args]
         store = flow_datastore(flow.name, args)
+        workdir = self.workdir
+        if flow.package is not None:
+            env.update(packages.task_env(flow.package))
+        if flow.package is not None and unpack:
+            workdir = await self.packages.unpacked(flow.package, store)
+            flow_file = workdir / flow.package.flow_file
+            if _option(args, "metadata") == "local":
+                # (Metaflow's local metadata finds its root from where the task
+                # runs: the package's directory is not where this worker keeps it)
+                env.setdefault(LOCAL_SYSROOT, self._local_sysroot())
+        elif self.base_dir is None:
+            raise ApplicationError(
+                f"this worker has no checkout of flow {flow.name}, and the run "
+                "carries no code package: a pool of this kind runs only modules "
+                "generated with --code-package",
+                type="MetaflowNoCheckout",
+                non_retryable=True,
+            )
+        else:
+            flow_file = (self.base_dir / flow.file).resolve()
         return _Task(
             flow=flow,
             flow_file=flow_file,
-            workdir=self.workdir,
+            workdir=workdir,
             env=env,
             top=top,
             store=store,
@@ -495,6 +548,11 @@ class MetaflowActivities:
             task_id=task_id,
             attempt=activity.info().attempt - 1 if attempt is None else attempt,
         )
+
+    def _local_sysroot(self) -> str:
+        """The directory holding the local ``.metaflow`` this worker's tasks use."""
+        local = next(d for d in DATASTORES if d.TYPE == "local")
+        return os.path.dirname(_datastore_root(local, self.env, self.workdir))
 
     async def _execute(
         self,

@@ -3,12 +3,14 @@
 The generator reads flows statically; values the source computes (``config_expr``,
 Config expressions, deploy-time functions, decorators a ``FlowMutator`` adds) are
 left to Metaflow. This module runs the flow file under Metaflow's own command line,
-as every task does, with two more commands::
+as every task does, with three more commands::
 
     python -m mf_temporal_codegen.runtime.flow_facts FLOW.py <top-level options> \
         temporal-describe --output FILE
     python -m mf_temporal_codegen.runtime.flow_facts FLOW.py <top-level options> \
         temporal-defaults --output FILE [--parameter NAME ...]
+    python -m mf_temporal_codegen.runtime.flow_facts FLOW.py <top-level options> \
+        temporal-package --output FILE
 
 ``temporal-describe`` writes the flow as Metaflow sees it once configs, mutators and
 ``--with`` are applied: the graph (one line per step, the format of
@@ -16,6 +18,10 @@ as every task does, with two more commands::
 retries, the pause between attempts, ``@timeout``, ``@environment``), the project
 flow name (``@project``), the schedule (``@schedule``) and the events the flow waits
 for (``@trigger``/``@trigger_on_finish``, see ``trigger_facts``).
+
+``temporal-package`` builds Metaflow's code package of the flow (``MetaflowPackage``,
+as Argo's ``create`` builds it), saves it in the flow's datastore (content-addressed:
+the same code is stored once) and writes where it is (:class:`CodePackage` fields).
 
 ``temporal-defaults`` evaluates the deploy-time defaults of the named Parameters
 (functions, ``IncludeFile`` defaults) as Metaflow's deployers do
@@ -39,6 +45,7 @@ from .trigger_facts import described_triggers
 
 DESCRIBE = "temporal-describe"
 DEFAULTS = "temporal-defaults"
+PACKAGE = "temporal-package"
 
 
 def facts_of_step(node: Any) -> dict[str, Any]:
@@ -131,6 +138,28 @@ def deploy_time_defaults(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+def package(obj: Any) -> dict[str, Any]:
+    """Build the flow's code package and save it in its datastore, as Argo's
+    ``create`` does; what :class:`~.payloads.CodePackage` holds."""
+    from metaflow.package import MetaflowPackage
+
+    built = MetaflowPackage(
+        obj.flow,
+        obj.environment,
+        obj.echo,
+        suffixes=obj.package_suffixes,
+        flow_datastore=obj.flow_datastore,
+    )
+    sha = built.package_sha()  # (waits for Metaflow's packaging thread)
+    return {
+        "sha": sha,
+        "url": built.package_url(),
+        "ds_type": obj.flow_datastore.TYPE,
+        "metadata": built.package_metadata,
+        "flow_file": os.path.basename(sys.argv[0]),
+    }
+
+
 def _commands():
     from metaflow._vendor import click
 
@@ -147,7 +176,13 @@ def _commands():
     def defaults_command(obj, output, names):
         _write(output, deploy_time_defaults(obj, tuple(names)))
 
-    return describe_command, defaults_command
+    @click.command(name=PACKAGE, hidden=True, help="Build and save the package.")
+    @click.option("--output", required=True)
+    @click.pass_obj
+    def package_command(obj, output):
+        _write(output, package(obj))
+
+    return describe_command, defaults_command, package_command
 
 
 def _write(path: str, data: Any) -> None:

@@ -21,11 +21,17 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    is_cancelled_exception,
+)
 
 from . import visibility
 from .limits import CLONE_TIMEOUT, HEARTBEAT_TIMEOUT
+from .packages import CURRENT_PACKAGE_ACTIVITY
 from .payloads import (
+    CodePackage,
     DefaultsRequest,
     FactsRequest,
     FlowRef,
@@ -81,8 +87,14 @@ async def execute(
     (``options.resume``) takes the origin's parameters and clones what the origin
     finished, task by task (:class:`ResumePlan`). The run sets its Metaflow run id
     (and flow and tags) as search attributes on itself, and reports to ``tracker``
-    (the workflow's ``progress`` query and current details)."""
+    (the workflow's ``progress`` query and current details). A packaged flow's run
+    first takes its code package (``options.code_package``, else the one of the
+    worker starting it) and hands it to every task."""
     options = options or RunOptions()
+    if flow.packaged and flow.package is None:
+        flow = dataclasses.replace(
+            flow, package=options.code_package or await _current_package(flow)
+        )
     info = RunInfo(
         flow=flow,
         run_id=f"temporal-{workflow.info().first_execution_run_id}",
@@ -132,6 +144,27 @@ async def execute(
         status="completed",
         tasks=dict(sorted(run.shared.counts.items())),
     )
+
+
+async def _current_package(flow: FlowRef) -> CodePackage:
+    """The code package of the worker that starts the run (recorded in the
+    history: the run keeps it to its end, whichever worker runs its tasks)."""
+    try:
+        return await workflow.execute_local_activity(
+            CURRENT_PACKAGE_ACTIVITY,
+            flow.name,
+            result_type=CodePackage,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="the run's code package",
+        )
+    except ActivityError as err:
+        cause = err.cause
+        raise ApplicationError(
+            getattr(cause, "message", None) or str(cause or err),
+            type="MetaflowCodePackage",
+            non_retryable=True,
+        ) from err
 
 
 def _outcome(err: BaseException) -> str:

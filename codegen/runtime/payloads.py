@@ -25,6 +25,22 @@ class ConfigRef:
 
 
 @dataclass(frozen=True)
+class CodePackage:
+    """Metaflow's code package of a run (``MetaflowPackage``), in its datastore."""
+
+    # sha1 of the archive: its key in the datastore's content-addressed store
+    sha: str
+    # where the datastore keeps it (``METAFLOW_CODE_URL``)
+    url: str
+    # the datastore's type (``METAFLOW_CODE_DS``)
+    ds_type: str
+    # ``MetaflowPackage.package_metadata``: the archive's format and layout
+    metadata: str
+    # the flow file inside the package (the package holds the flow's directory)
+    flow_file: str
+
+
+@dataclass(frozen=True)
 class FlowRef:
     """The flow a generated module orchestrates.
 
@@ -49,6 +65,13 @@ class FlowRef:
     # Parameters whose defaults Metaflow evaluates before ``init`` (deploy-time
     # functions and the like: ``init`` alone would turn them into None).
     deploy_time_defaults: tuple[str, ...] = ()
+    # Runs carry Metaflow's code package (generated with ``--code-package``): the
+    # worker that starts a run gives it the package it built from its checkout
+    # (:mod:`.packages`), and every task runs from it, on any worker.
+    packaged: bool = False
+    # The package of this run (set when the run starts; None: tasks run from the
+    # worker's checkout).
+    package: CodePackage | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .limits import (
     LOOP_HISTORY_LIMIT,
     MAX_NUM_SPLITS,
 )
-from .payloads import FlowRef, StepFacts, Undo
+from .payloads import CodePackage, FlowRef, StepFacts, Undo
 from .triggers import TriggerInfo
 
 if TYPE_CHECKING:
@@ -221,6 +221,9 @@ class RunOptions:
     # the event that started the run (publishing it, or an upstream run's end);
     # every task sees it as Metaflow's ``current.trigger``
     trigger: TriggerInfo | None = None
+    # the code package of a packaged flow's run (None: the one of the worker that
+    # starts the run)
+    code_package: CodePackage | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,9 @@ from .connection import (
     through_outages,
     watch_server,
 )
+from .packages import PackageSource
 from .params import ParamError, parse_params, resume_params
+from .payloads import CodePackage
 from .. import cron
 from .deployment import Deployment, Schedule, needs_metaflow, resolve
 from .module_check import problems
@@ -133,6 +135,7 @@ def build_worker(
     ui_url: str | None = None,
     env: Mapping[str, str] | None = None,
     activities_only: bool = False,
+    package: CodePackage | None = None,
 ) -> Worker:
     """A worker for ``module.WORKFLOWS`` and the Metaflow activities (not yet running).
 
@@ -148,7 +151,8 @@ def build_worker(
     ``$TEMPORAL_UI_URL``): the Temporal UI, whose page of its workflow every task
     records in its Metaflow metadata. Tasks get ``env`` (default: this process's
     environment). ``activities_only``: no workflows, only the tasks of the steps
-    routed to ``task_queue`` (a worker pool, see ``StepSpec.task_queue``).
+    routed to ``task_queue`` (a worker pool, see ``StepSpec.task_queue``). The
+    runs it starts of a packaged flow (``FlowRef.packaged``) take ``package``.
     """
     owner = resolve(module).owner
     base = os.environ if env is None else env
@@ -174,9 +178,10 @@ def build_worker(
             activities.facts,
             activities.origin,
             activities.clone,
-            # (a local activity: a run that succeeded starts its @trigger_on_finish
-            # downstream deployments)
+            # (local activities: a run that succeeded starts its @trigger_on_finish
+            # downstream deployments; a packaged run takes this worker's package)
             FinishAnnouncer(end_step(module)).announce,
+            PackageSource(package).current,
         ],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=grace,
@@ -207,6 +212,7 @@ async def running_worker(
     env: Mapping[str, str] | None = None,
     activities_only: bool = False,
     deployment_queue: str | None = None,
+    package: CodePackage | None = None,
 ) -> AsyncIterator[Worker]:
     """Run a worker for the block; then shut it down (running tasks get ``grace``)
     and close the launcher (only a launcher it made from a name: a given instance
@@ -229,11 +235,16 @@ async def running_worker(
     ``task_queue`` (``--queue STEP=QUEUE`` when generating): a worker pool. Versioned,
     it polls as the version of the deployment named by ``deployment_queue`` (the
     flow's queue) and never promotes it: the flow's own workers do. Tasks get
-    ``env`` (default: this process's environment)."""
+    ``env`` (default: this process's environment).
+
+    A packaged flow's runs it starts take ``package``; by default it builds the
+    package from the checkout first (:func:`build_package`)."""
     if search_attributes:
         await visibility.ensure_search_attributes(client, client.namespace)
     if check:
         await check_flow(module, workdir=workdir)
+    if module.FLOW.packaged and package is None and not activities_only:
+        package = await build_package(module, workdir)
     version = (
         versioning.version_of(module, deployment_queue or task_queue)
         if versioned
@@ -256,6 +267,7 @@ async def running_worker(
             ui_url=ui_url,
             env=env,
             activities_only=activities_only,
+            package=package,
         ) as worker:
             if version and not activities_only:
                 await through_outages(
@@ -287,13 +299,13 @@ class StaleModule(RuntimeError):
 
 async def describe_flow(module: ModuleType, workdir: Path | None = None) -> dict:
     """The flow as Metaflow loads it where the module's tasks run (``flow_facts``)."""
-    owner = resolve(module).owner
-    activities = MetaflowActivities(
-        _module_dir(module),
-        env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
-        workdir=workdir,
-    )
-    return await activities.describe(module.FLOW)
+    return await _checkout(module, workdir).describe(module.FLOW)
+
+
+async def build_package(module: ModuleType, workdir: Path | None = None) -> CodePackage:
+    """Metaflow's code package of the module's flow, built from the checkout and
+    saved in the datastore its tasks use (:mod:`.packages`)."""
+    return await _checkout(module, workdir).build_package(module.FLOW)
 
 
 async def warm_up(
@@ -301,14 +313,21 @@ async def warm_up(
 ) -> None:
     """Have ``launcher`` start what it keeps between tasks (the fork server) for the
     module's tasks now, e.g. while a dev server starts (``mf-temporal-codegen run``)."""
+    await _checkout(module, workdir, launcher).warm_up(module.FLOW)
+
+
+def _checkout(
+    module: ModuleType, workdir: Path | None, launcher: Launcher | None = None
+) -> MetaflowActivities:
+    """Activities on the module's checkout, outside any worker (with the @project
+    user branch the module resolves)."""
     owner = resolve(module).owner
-    activities = MetaflowActivities(
+    return MetaflowActivities(
         _module_dir(module),
         launcher=launcher,
         env={**os.environ, "METAFLOW_OWNER": owner} if owner else None,
         workdir=workdir,
     )
-    await activities.warm_up(module.FLOW)
 
 
 async def check_flow(module: ModuleType, workdir: Path | None = None) -> dict:
@@ -561,37 +580,11 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         "versions", help="the deployment's versions and their runs in flight"
     )
     for sub in (worker, trigger, resume, versions):
-        sub.add_argument(
-            "--address",
-            default=default_address(),
-            help=f"default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}",
-        )
-        sub.add_argument(
-            "--namespace",
-            default=default_namespace(),
-            help=f"default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE}",
-        )
+        add_server_arguments(sub, wait=sub is not versions)
         sub.add_argument(
             "--task-queue", default=None, help="default: the flow's (see @project)"
         )
-    for sub in (worker, trigger, resume):
-        sub.add_argument(
-            "--wait-for-server",
-            type=lambda text: timedelta(seconds=float(text)),
-            default=START_PATIENCE,
-            metavar="SECONDS",
-            help="how long to retry a server that is unreachable when starting "
-            f"(default {START_PATIENCE.total_seconds():g}; a run's result is "
-            "awaited through outages of any length)",
-        )
-    worker.add_argument(
-        "--launcher",
-        default=DEFAULT_LAUNCHER,
-        choices=["subprocess", "fork", DEFAULT_LAUNCHER],
-        help="how tasks start: a fork of a pre-warmed interpreter (fork), a fresh "
-        "python per task (subprocess, the reference), or the default: fork where "
-        "it works, else subprocess",
-    )
+    add_task_arguments(worker)
     worker.add_argument(
         "--no-schedule",
         action="store_true",
@@ -613,19 +606,11 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         "--queue STEP=QUEUE or --gpu-queue QUEUE): a worker pool that runs no "
         "workflows and leaves schedule and subscription alone (repeatable)",
     )
-    worker.add_argument("--max-concurrent-activities", type=int, default=None)
     worker.add_argument(
         "--ui-url",
         default=os.environ.get("TEMPORAL_UI_URL"),
         help="the Temporal UI's address (default $TEMPORAL_UI_URL): each task "
         "records its workflow's page in its Metaflow metadata",
-    )
-    worker.add_argument(
-        "--grace-seconds",
-        type=float,
-        default=DEFAULT_GRACE.total_seconds(),
-        help="on SIGTERM/Ctrl-C, how long running tasks get to finish before they "
-        "are handed back to Temporal (default %(default)g)",
     )
     resume.add_argument(
         "step",
@@ -664,6 +649,51 @@ def _parser(module: ModuleType) -> argparse.ArgumentParser:
         )
         sub.add_argument("--tag", action="append", default=[], help="run tag")
     return parser
+
+
+def add_server_arguments(parser: argparse.ArgumentParser, wait: bool = True) -> None:
+    """``--address``, ``--namespace`` and (``wait``) ``--wait-for-server``."""
+    parser.add_argument(
+        "--address",
+        default=default_address(),
+        help=f"default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=default_namespace(),
+        help=f"default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE}",
+    )
+    if wait:
+        parser.add_argument(
+            "--wait-for-server",
+            type=lambda text: timedelta(seconds=float(text)),
+            default=START_PATIENCE,
+            metavar="SECONDS",
+            help="how long to retry a server that is unreachable when starting "
+            f"(default {START_PATIENCE.total_seconds():g}; a run's result is "
+            "awaited through outages of any length)",
+        )
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a worker runs tasks: ``--launcher``, ``--max-concurrent-activities``,
+    ``--grace-seconds``."""
+    parser.add_argument(
+        "--launcher",
+        default=DEFAULT_LAUNCHER,
+        choices=["subprocess", "fork", DEFAULT_LAUNCHER],
+        help="how tasks start: a fork of a pre-warmed interpreter (fork), a fresh "
+        "python per task (subprocess, the reference), or the default: fork where "
+        "it works, else subprocess",
+    )
+    parser.add_argument("--max-concurrent-activities", type=int, default=None)
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DEFAULT_GRACE.total_seconds(),
+        help="on SIGTERM/Ctrl-C, how long running tasks get to finish before they "
+        "are handed back to Temporal (default %(default)g)",
+    )
 
 
 def _stop_on_signals() -> tuple[asyncio.Event, Callable[[], None]]:
@@ -725,6 +755,14 @@ async def _start_and_serve(
         return await _serve_pool(
             module, args, launcher, client, watch, task_queue, stop, now_serving
         )
+    package = None
+    if module.FLOW.packaged:
+        try:
+            package = await build_package(module)
+        except FlowLoadError as exc:
+            print(f"error: code package: {exc}", file=sys.stderr)
+            return 2
+        print(f"code package {package.sha} ({package.url})", flush=True)
     # (before the schedule: its runs start with the search attributes)
     added = await through_outages(
         lambda: visibility.ensure_search_attributes(client, args.namespace),
@@ -783,6 +821,7 @@ async def _start_and_serve(
         watch=watch,
         ui_url=args.ui_url,
         search_attributes=False,
+        package=package,
     ):
         await _say_version(client, module, task_queue, watch)
         print(
