@@ -7,8 +7,10 @@ by side on that one pool without mixing; ``Run.code`` is each run's package."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -128,6 +130,40 @@ def test_a_package_whose_bytes_do_not_match_its_hash_is_refused(tmp_path, mf_env
         asyncio.run(cache.unpacked(package, _Store(blob[:-1] + b"x")))
     assert f"not {package.sha}" in err.value.message and err.value.non_retryable
     assert not (tmp_path / "cache" / package.sha).exists()  # nothing half-unpacked
+
+
+def test_a_local_package_runs_beside_its_datastore_with_the_workers_pythonpath(
+    tmp_path, mf_env
+):
+    """A task of a packaged run on the local datastore runs in the package unpacked
+    beside that datastore (a task there finds its .metaflow: local cards land where
+    the Client reads them), not in the host's cache; relative PYTHONPATH entries of
+    the worker stay relative to the worker's directory."""
+    from mf_temporal_codegen.runtime.activities import MetaflowActivities
+
+    package, _ = _package_of(tmp_path / "repo")
+    ref = import_generated(tmp_path / "repo" / "out", "package_flow_workflow").FLOW
+    host = tmp_path / "host"
+    host.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["lib", "/opt/abs", ""])}
+    activities = MetaflowActivities(
+        None, env=env, workdir=host, package_cache=tmp_path / "cache"
+    )
+    task = asyncio.run(
+        activities._task(
+            dataclasses.replace(ref, package=package), "r1", "start", "0", {}, 0
+        )
+    )
+    assert task.workdir == mf_env / ".mf-temporal-packages" / package.sha
+    assert (
+        task.flow_file == task.workdir / "package_flow.py" and task.flow_file.is_file()
+    )
+    assert not (tmp_path / "cache").exists()
+    assert task.env["PYTHONPATH"].split(os.pathsep) == [
+        str(host / "lib"),
+        "/opt/abs",
+        str(host) + os.sep,
+    ]
 
 
 def test_queue_without_a_step_routes_every_other_step(tmp_path):
@@ -294,10 +330,12 @@ def test_a_pool_with_no_checkout_runs_two_versions_from_their_packages(
 def test_create_saves_the_package_its_worker_runs_from(
     tmp_path, mf_env, temporal_env, monkeypatch
 ):
-    """``temporal create --code-package --worker``: create saves the package and
-    records it; the worker it starts builds the same (the same hash: nothing is
-    stored twice); the run's tasks run from it and record it (``Run.code``)."""
+    """``temporal create --worker`` (packaging is create's default, as Argo's):
+    create saves the package and records it; the worker it starts builds the same
+    (the same hash: nothing is stored twice); the run's tasks run from it and
+    record it (``Run.code``); their local cards land where the Client finds them."""
     from metaflow import Run
+    from metaflow.cards import get_cards
     from metaflow.exception import MetaflowNotFound
 
     from mf_temporal_codegen.plugin import records
@@ -307,7 +345,7 @@ def test_create_saves_the_package_its_worker_runs_from(
     monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_env.address)
     monkeypatch.setenv("METAFLOW_HOME", str(tmp_path / "mfhome"))
     monkeypatch.setenv("MF_TEMPORAL_PACKAGE_CACHE", str(tmp_path / "cache"))
-    run = [sys.executable, "package_flow.py", "--no-pylint", "temporal"]
+    run = [sys.executable, "package_flow.py", "--no-pylint"]
 
     def mf(*args: str) -> str:
         done = subprocess.run(
@@ -316,7 +354,7 @@ def test_create_saves_the_package_its_worker_runs_from(
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout + done.stderr
 
-    out = mf("create", "--code-package", "--worker")
+    out = mf("--with", "card", "temporal", "create", "--worker")
     try:
         record = temporal_env.run(records.load(temporal_env.client, "PackageFlow"))
         sha = record.package.sha
@@ -325,7 +363,7 @@ def test_create_saves_the_package_its_worker_runs_from(
             "packaged=True"
             in (work / "temporal_workflows" / "package_flow_workflow.py").read_text()
         )
-        mf("trigger", "--run-id-file", str(work / "run-id"))
+        mf("temporal", "trigger", "--run-id-file", str(work / "run-id"))
         run_id = (work / "run-id").read_text()
         deadline = time.monotonic() + 180
         while True:
@@ -338,7 +376,14 @@ def test_create_saves_the_package_its_worker_runs_from(
             time.sleep(1)
         found = Run(f"PackageFlow/{run_id}")
         assert found.successful and found.code.path.endswith(sha)
-        assert found["end"].task["cwd"].data == str(tmp_path / "cache" / sha)
+        # on a local datastore the package is unpacked beside it (not in the
+        # host's cache): a task there finds the datastore's .metaflow, so its
+        # cards are where the Client reads them
+        unpacked = mf_env / ".mf-temporal-packages" / sha
+        assert found["end"].task["cwd"].data == str(unpacked)
+        assert not (tmp_path / "cache").exists()
+        cards = get_cards(found["end"].task)
+        assert len(cards) == 1 and "PackageFlow" in cards[0].get()
         # one package object: create's and the worker's builds are the same bytes
         blobs = [
             p
@@ -349,4 +394,4 @@ def test_create_saves_the_package_its_worker_runs_from(
         log = Path(record.worker.log).read_text()
         assert f"code package {sha} " in log, log
     finally:
-        mf("delete")
+        mf("temporal", "delete")

@@ -83,7 +83,8 @@ def record_of(temporal_env, name: str):
 
 def test_create_writes_what_the_generator_writes(deploy_dir, temporal_env):
     """create's modules are byte for byte mf-temporal-codegen's for the same
-    options: top-level --branch/--with/--config reach the generator."""
+    options: top-level --branch/--with/--config reach the generator; create
+    packages the code as Argo's does (``--code-package``) unless told not to."""
     (deploy_dir / "cfg.json").write_text('{"x": 1}')
     out = mf(
         deploy_dir,
@@ -95,7 +96,7 @@ def test_create_writes_what_the_generator_writes(deploy_dir, temporal_env):
         [
             sys.executable, "-m", "mf_temporal_codegen", FLOW.name, "-o", "gen",
             "--branch", "bytes", "--with", "retry", "--tag", "nightly",
-            "--max-workers", "3", "--check",
+            "--max-workers", "3", "--code-package", "--check",
         ],
         cwd=deploy_dir, capture_output=True, text=True,
     )  # fmt: skip
@@ -106,8 +107,19 @@ def test_create_writes_what_the_generator_writes(deploy_dir, temporal_env):
     assert record.branch == "test.bytes" and record.project == "deploytest"
     assert [p.name for p in record.params] == ["count", "fail", "sleep"]
     assert record.worker is None
+    assert "packaged=True" in source and record.package is not None
+    assert f"Code package {record.package.sha} saved to" in out.stdout
     mf(deploy_dir, "--branch", "bytes", "temporal", "delete")
     assert record_of(temporal_env, "deploytest.test.bytes.DeployFlow") is None
+    out = mf(
+        deploy_dir, "--branch", "bytes", "temporal", "create", "--output-dir", "gen",
+        "--no-code-package",
+    )  # fmt: skip
+    source = (deploy_dir / "gen" / "deploy_flow_workflow.py").read_text()
+    record = record_of(temporal_env, "deploytest.test.bytes.DeployFlow")
+    assert "packaged=True" not in source and record.package is None
+    assert "Code package" not in out.stdout
+    mf(deploy_dir, "--branch", "bytes", "temporal", "delete")
 
 
 def test_generation_errors_fail_create_and_write_nothing(deploy_dir, temporal_env):

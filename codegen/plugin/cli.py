@@ -141,11 +141,12 @@ def temporal(obj: Any, address: str | None = None, namespace: str | None = None)
 )
 @click.option(
     "--code-package/--no-code-package",
-    default=False,
+    default=True,
     show_default=True,
     help="build Metaflow's code package and save it in the datastore (once per "
-    "content hash); runs carry it and their tasks run from it on any worker, "
-    "e.g. a pool with no checkout (`mf-temporal-pool`)",
+    "content hash), as Argo's create does; runs carry it and their tasks run from "
+    "it on any worker, e.g. a pool with no checkout (`mf-temporal-pool`); "
+    "--no-code-package: tasks run from each worker's checkout",
 )
 @click.option(
     "--worker/--no-worker",

@@ -63,7 +63,7 @@ def generator_argv(
     workflow_timeout: int | None,
     queues: tuple[str, ...] = (),
     gpu_queue: str | None = None,
-    code_package: bool = False,
+    code_package: bool = True,
 ) -> list[str]:
     """``mf-temporal-codegen``'s arguments for what this command line asks: the
     top-level options the generator forwards to every task (``--with``, ``--branch``,

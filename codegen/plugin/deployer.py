@@ -49,6 +49,13 @@ class TemporalDeployer(DeployerImpl):
             Fail a run that takes longer than this many seconds.
         tags : list[str], optional
             Tag every run.
+        queues : list[str], optional
+            ``[STEP=]QUEUE`` task queues of steps, served by ``worker --queue``.
+        gpu_queue : str, optional
+            The task queue of every step with ``@resources(gpu=N)``, N > 0.
+        code_package : bool, default True
+            Build Metaflow's code package and save it in the datastore, as Argo's
+            create does: runs carry it and their tasks run from it on any worker.
         worker : bool, default False
             Start a worker in the background (stopped by ``delete``).
         """

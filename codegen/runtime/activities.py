@@ -125,7 +125,8 @@ class MetaflowActivities:
     it was started: the flow file is passed relative to it when it lies inside it,
     and the local datastore is found from it as Metaflow finds it. A task of a run
     with a code package runs in the package instead, unpacked into
-    ``package_cache`` (default :func:`packages.cache_root`). ``env``
+    ``package_cache`` (default :func:`packages.cache_root`), or beside the datastore
+    when it is local (:data:`packages.LOCAL_DIR`). ``env``
     is the base environment of every task (default: this process's); the Metaflow
     settings the module does not pin (datastore and its root, metadata ...) are read
     from it and Metaflow's config files once, as ``python flow.py run`` reads them,
@@ -161,6 +162,8 @@ class MetaflowActivities:
         self.packages = packages.PackageCache(
             package_cache or packages.cache_root(self.env)
         )
+        # the packages of runs on a local datastore, unpacked beside it (by root)
+        self._local_packages: dict[Path, packages.PackageCache] = {}
         # FlowRef.top_level -> the top-level options of its tasks, every one explicit
         self._options: dict[tuple[str, ...], list[str]] = {}
         self.ui_url = (ui_url or self.env.get(UI_URL_VARIABLE) or "").rstrip("/")
@@ -520,8 +523,12 @@ class MetaflowActivities:
         if flow.package is not None:
             env.update(packages.task_env(flow.package))
         if flow.package is not None and unpack:
-            workdir = await self.packages.unpacked(flow.package, store)
+            workdir = await self._cache_for(store).unpacked(flow.package, store)
             flow_file = workdir / flow.package.flow_file
+            if env.get("PYTHONPATH"):
+                # (what the worker's PYTHONPATH names outside the package stays
+                # where the worker's directory says, as for a task run there)
+                env["PYTHONPATH"] = _absolute_paths(env["PYTHONPATH"], self.workdir)
             if _option(args, "metadata") == "local":
                 # (Metaflow's local metadata finds its root from where the task
                 # runs: the package's directory is not where this worker keeps it)
@@ -548,6 +555,15 @@ class MetaflowActivities:
             task_id=task_id,
             attempt=activity.info().attempt - 1 if attempt is None else attempt,
         )
+
+    def _cache_for(self, store: FlowDataStore) -> packages.PackageCache:
+        """Where a run's package is unpacked: beside a local datastore (a task
+        running there finds the ``.metaflow`` a task started in the checkout finds:
+        its local cards, where the Client reads them), else in this host's cache."""
+        if store.TYPE != "local":
+            return self.packages
+        root = Path(store.datastore_root).parent / packages.LOCAL_DIR
+        return self._local_packages.setdefault(root, packages.PackageCache(root))
 
     def _local_sysroot(self) -> str:
         """The directory holding the local ``.metaflow`` this worker's tasks use."""
@@ -922,6 +938,14 @@ def flow_datastore(flow_name: str, args: Sequence[str]) -> FlowDataStore:
     impl = next(d for d in DATASTORES if d.TYPE == ds_type)
     return FlowDataStore(
         flow_name, storage_impl=impl, ds_root=_option(args, DATASTORE_ROOT_OPTION)
+    )
+
+
+def _absolute_paths(paths: str, base: Path) -> str:
+    """A ``PYTHONPATH``-style list with its relative entries made relative to
+    ``base`` (an empty entry is the current directory)."""
+    return os.pathsep.join(
+        os.path.join(base, entry) for entry in paths.split(os.pathsep)
     )
 
 

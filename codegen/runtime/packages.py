@@ -1,7 +1,7 @@
 """Metaflow code packages: what a run's tasks run from, as Argo's pods run from one.
 
 A module generated with ``--code-package`` (``FlowRef.packaged``; ``temporal create``
-does it by default) has its worker build Metaflow's own code package
+does it by default, as Argo's) has its worker build Metaflow's own code package
 (``MetaflowPackage``: the flow's directory filtered by ``--package-suffixes``, and
 what decorators add) from its checkout when it starts, and upload it to the run
 datastore, where it is kept by its content hash (the same code uploads nothing
@@ -9,8 +9,9 @@ again). Every run takes the package of the worker that starts it (a local activi
 the choice is in the run's history) and hands it to every task (``FlowRef.package``);
 a task records it in its metadata (``Run.code``). A worker that runs a task of a
 packaged run downloads the package once per hash, checks the hash, unpacks the
-user code into its cache and runs the task there: it needs no checkout, and two
-versions deployed side by side never mix (see :mod:`.pool`).
+user code into its cache (beside a local datastore: :data:`LOCAL_DIR`) and runs
+the task there: it needs no checkout, and two versions deployed side by side never
+mix (see :mod:`.pool`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ CURRENT_PACKAGE_ACTIVITY = "metaflow_code_package"
 # $MF_TEMPORAL_PACKAGE_CACHE says otherwise.
 CACHE_ENV = "MF_TEMPORAL_PACKAGE_CACHE"
 DEFAULT_CACHE = "~/.cache/mf-temporal-codegen/packages"
+# The packages of runs on a local datastore are unpacked beside it, in this directory
+# of its sysroot: a task running in one finds the datastore's ``.metaflow`` walking up
+# from its cwd, as Metaflow's local cards and config are found.
+LOCAL_DIR = ".mf-temporal-packages"
 # A task's environment names its package this way: Metaflow records it as the task's
 # ``code-package`` metadata (what ``Task.code`` / ``Run.code`` read).
 CODE_ENV = ("METAFLOW_CODE_SHA", "METAFLOW_CODE_URL", "METAFLOW_CODE_DS")
