@@ -809,7 +809,33 @@ async def _start_and_serve(
         if outcome != "none":
             print(f"event subscription of {deployment.name}: {outcome}", flush=True)
     grace = timedelta(seconds=args.grace_seconds)
-    async with running_worker(
+    async with _started(
+        module, args, launcher, client, watch, task_queue, grace, package=package
+    ):
+        await _say_version(client, module, task_queue, watch)
+        print(
+            f"worker for {deployment.name} on {args.address} "
+            f"(namespace {args.namespace}, task queue {task_queue}, "
+            f"launcher {launcher.name}); Ctrl-C to stop",
+            flush=True,
+        )
+        await _serve_until_stopped(client, watch, stop, now_serving, grace)
+    return 0
+
+
+def _started(
+    module: ModuleType,
+    args: argparse.Namespace,
+    launcher: Launcher,
+    client: Client,
+    watch: ServerWatch,
+    task_queue: str,
+    grace: timedelta,
+    **options: Any,
+):
+    """:func:`running_worker` as the ``worker`` command starts it on ``task_queue``
+    (a version of the deployment, the module already checked), with ``options``."""
+    return running_worker(
         client,
         module,
         task_queue=task_queue,
@@ -821,17 +847,8 @@ async def _start_and_serve(
         watch=watch,
         ui_url=args.ui_url,
         search_attributes=False,
-        package=package,
-    ):
-        await _say_version(client, module, task_queue, watch)
-        print(
-            f"worker for {deployment.name} on {args.address} "
-            f"(namespace {args.namespace}, task queue {task_queue}, "
-            f"launcher {launcher.name}); Ctrl-C to stop",
-            flush=True,
-        )
-        await _serve_until_stopped(client, watch, stop, now_serving, grace)
-    return 0
+        **options,
+    )
 
 
 async def _serve_until_stopped(
@@ -871,18 +888,14 @@ async def _serve_pool(
     async with AsyncExitStack() as stack:
         for queue in queues:
             await stack.enter_async_context(
-                running_worker(
-                    client,
+                _started(
                     module,
-                    task_queue=queue,
-                    launcher=launcher,
-                    max_concurrent_activities=args.max_concurrent_activities,
-                    check=False,
-                    grace=grace,
-                    versioned=True,
-                    watch=watch,
-                    ui_url=args.ui_url,
-                    search_attributes=False,
+                    args,
+                    launcher,
+                    client,
+                    watch,
+                    queue,
+                    grace,
                     activities_only=True,
                     deployment_queue=task_queue,
                 )
